@@ -102,7 +102,7 @@ $(B)/obj/%.o: %.c $(B)/.flags
 $(B)/obj/tests/%.o: tests/%.c $(B)/.flags
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
-	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Imeta -Idaemon -Ifs -I$(B)/gen -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(CHECK_CFLAGS) -Imeta -Idaemon -Ifs -I$(B)/gen -MMD -MP -c $< -o $@
 
 $(LIBCKPT): $(call obj,$(LIB_SRCS))
 	$(call say,AR,$@)
