@@ -157,7 +157,7 @@ check: all $(UNIT) $(HELPERS) $(FUZZERS) layering-check
 	@echo "== unit tests ($(UNIT))"
 	$(Q)CK_DEFAULT_TIMEOUT=60 $(UNIT)
 	@echo "== fuzz smoke runs"
-	$(Q)set -e; for f in $(FUZZERS); do $$f -runs=20000 tests/fuzz/corpus/$$(basename $$f | sed 's/^fuzz_//') >/dev/null; echo "  ok $$f"; done
+	$(Q)set -e; for f in $(FUZZERS); do $$f -runs=200000 tests/fuzz/corpus/$$(basename $$f | sed 's/^fuzz_//') >/dev/null; echo "  ok $$f"; done
 	$(Q)BIN=$(BIN) TESTBIN=$(B)/tests scripts/run-integration.sh
 
 unit-check: $(UNIT)

@@ -11,11 +11,20 @@
 /* 0x0100-0x01ff: ckpt-meta namespace (msg_meta.h). */
 #define CKPT_OPS_META(X)
 
-/* 0x0200-0x02ff: cluster membership and maps (msg_meta.h). */
-#define CKPT_OPS_CLUSTER(X)
+/* 0x0200-0x02ff: cluster membership and maps (msg_cluster.h). */
+#define CKPT_OPS_CLUSTER(X)                                                   \
+    X(NODE_REGISTER, 0x0201, "a storage node announces itself and targets")  \
+    X(HEARTBEAT, 0x0202, "a node is alive; per-target usage")                \
+    X(CLUSTER_MAP, 0x0203, "nodes, targets, states and the epoch")
 
 /* 0x0300-0x03ff: ckpt-node chunk service (msg_node.h). */
-#define CKPT_OPS_NODE(X)
+#define CKPT_OPS_NODE(X)                                                      \
+    X(CHUNK_WRITE, 0x0301, "store one chunk (bulk: its bytes)")              \
+    X(CHUNK_READ, 0x0302, "read a chunk or a range of it (bulk reply)")      \
+    X(CHUNK_DELETE, 0x0303, "delete an inode's chunks on a target")          \
+    X(CHUNK_SYNC, 0x0304, "make written chunks of inodes durable")           \
+    X(TARGET_STATS, 0x0305, "capacity and usage of the node's targets")      \
+    X(CHUNK_LIST, 0x0306, "enumerate chunks of a target (scrub, rebuild)")
 
 /* 0x0400-0x04ff: checkpoints (msg_meta.h). */
 #define CKPT_OPS_CKPT(X)
