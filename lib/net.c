@@ -60,8 +60,19 @@ enum call_state {
     CALL_WAITING = 2,
 };
 
+#define BUF_MIN_SHIFT 16 /* 64 KiB: smaller buffers come from malloc */
+#define BUF_MAX_SHIFT 27 /* 128 MiB */
+#define BUF_CLASSES (BUF_MAX_SHIFT - BUF_MIN_SHIFT + 1)
+
+struct buf_free {
+    struct buf_free *next;
+};
+
 struct ckpt_net {
     struct ckpt_net_opts opts;
+    pthread_mutex_t buf_lock;
+    struct buf_free *buf_cache[BUF_CLASSES]; /* protected by buf_lock */
+    size_t buf_cached_bytes;                 /* protected by buf_lock */
     char name[HANDSHAKE_NAME_MAX + 1];
     const struct ckpt_transport_ops *tops;
     pthread_mutex_t lock;
@@ -146,12 +157,14 @@ int ckpt_net_create(const struct ckpt_net_opts *opts, ckpt_net **out)
     if (!net->opts.call_timeout_ms)
         net->opts.call_timeout_ms = 30000;
     net->tops = &ckpt_transport_tcp;
+    pthread_mutex_init(&net->buf_lock, NULL);
     pthread_mutex_init(&net->lock, NULL);
     pthread_cond_init(&net->cond, NULL);
     rc = pthread_create(&net->timer, NULL, net_timer, net);
     if (rc) {
         pthread_cond_destroy(&net->cond);
         pthread_mutex_destroy(&net->lock);
+        pthread_mutex_destroy(&net->buf_lock);
         ckpt_free(net);
         return -rc;
     }
@@ -195,18 +208,64 @@ void ckpt_net_destroy(ckpt_net *net)
     pthread_join(net->timer, NULL);
     if (net->conns)
         CKPT_LOG_WARN("net: destroyed with connection references still held");
+    for (int c = 0; c < BUF_CLASSES; c++) {
+        while (net->buf_cache[c]) {
+            struct buf_free *b = net->buf_cache[c];
+            net->buf_cache[c] = b->next;
+            net->tops->buf_free(b);
+        }
+    }
     pthread_cond_destroy(&net->cond);
     pthread_mutex_destroy(&net->lock);
+    pthread_mutex_destroy(&net->buf_lock);
     ckpt_free(net);
+}
+
+/* Size class of len, or -1 for buffers too small or too big to cache. */
+static int buf_class(size_t len)
+{
+    if (len <= (1u << BUF_MIN_SHIFT) / 2 || len > (1u << BUF_MAX_SHIFT))
+        return -1;
+    int shift = BUF_MIN_SHIFT;
+    while (((size_t)1 << shift) < len)
+        shift++;
+    return shift - BUF_MIN_SHIFT;
 }
 
 void *ckpt_net_buf_alloc(ckpt_net *net, size_t len)
 {
-    return net->tops->buf_alloc(len);
+    int c = buf_class(len);
+    if (c < 0)
+        return net->tops->buf_alloc(len);
+    pthread_mutex_lock(&net->buf_lock);
+    struct buf_free *b = net->buf_cache[c];
+    if (b) {
+        net->buf_cache[c] = b->next;
+        net->buf_cached_bytes -= (size_t)1 << (c + BUF_MIN_SHIFT);
+    }
+    pthread_mutex_unlock(&net->buf_lock);
+    if (b)
+        return b;
+    return net->tops->buf_alloc((size_t)1 << (c + BUF_MIN_SHIFT));
 }
 
-void ckpt_net_buf_free(ckpt_net *net, void *buf)
+void ckpt_net_buf_free(ckpt_net *net, void *buf, size_t len)
 {
+    if (!buf)
+        return;
+    int c = buf_class(len);
+    if (c >= 0) {
+        size_t sz = (size_t)1 << (c + BUF_MIN_SHIFT);
+        pthread_mutex_lock(&net->buf_lock);
+        if (net->buf_cached_bytes + sz <= CKPT_NET_BUF_CACHE_BYTES) {
+            struct buf_free *b = buf;
+            b->next = net->buf_cache[c];
+            net->buf_cache[c] = b;
+            net->buf_cached_bytes += sz;
+            buf = NULL;
+        }
+        pthread_mutex_unlock(&net->buf_lock);
+    }
     if (buf)
         net->tops->buf_free(buf);
 }
@@ -522,7 +581,7 @@ void ckpt_req_free(struct ckpt_req *req)
     if (!req)
         return;
     if (req->bulk && !req->bulk_server_owned)
-        ckpt_net_buf_free(req->conn->net, req->bulk);
+        ckpt_net_buf_free(req->conn->net, req->bulk, req->bulk_len);
     ckpt_free((void *)req->body);
     ckpt_conn_put(req->conn);
     ckpt_free(req);
@@ -790,7 +849,7 @@ static void reader_handle_request(ckpt_conn *conn, const struct ckpt_hdr *h,
     }
     if (early) {
         if (bulk && !server_owned)
-            ckpt_net_buf_free(conn->net, bulk);
+            ckpt_net_buf_free(conn->net, bulk, h->bulk_len);
         else if (bulk && ops->bulk_free)
             ops->bulk_free(conn->ctx, bulk);
         ckpt_free(req);

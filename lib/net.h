@@ -83,11 +83,17 @@ void ckpt_net_destroy(ckpt_net *net);
 
 /**
  * @brief Allocate a bulk-data buffer (page aligned; registered memory on
- * RDMA).  @return the buffer, or NULL when out of memory.
+ * RDMA).  Buffers of 64 KiB and more come from a cache of power-of-two
+ * size classes (at most CKPT_NET_BUF_CACHE_BYTES held idle), so the data
+ * path does not fault in fresh pages for every chunk.  Thread-safe.
+ * @return the buffer (at least len bytes), or NULL when out of memory.
  */
 void *ckpt_net_buf_alloc(ckpt_net *net, size_t len);
-/** @brief Free a buffer from ckpt_net_buf_alloc().  NULL is a no-op. */
-void ckpt_net_buf_free(ckpt_net *net, void *buf);
+/** @brief Return a buffer from ckpt_net_buf_alloc(); len must be the length
+ *  it was allocated with.  NULL is a no-op. */
+void ckpt_net_buf_free(ckpt_net *net, void *buf, size_t len);
+
+#define CKPT_NET_BUF_CACHE_BYTES (256u << 20)
 
 /* ---- calls (client side) ------------------------------------------- */
 

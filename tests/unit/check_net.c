@@ -156,8 +156,8 @@ START_TEST(echo_roundtrip_1mib)
     ck_assert_int_eq(ckpt_conn_call(c, &ping), 0);
     ckpt_call_release(&ping);
 
-    ckpt_net_buf_free(cn, out);
-    ckpt_net_buf_free(cn, in);
+    ckpt_net_buf_free(cn, out, MIB);
+    ckpt_net_buf_free(cn, in, MIB);
     ckpt_conn_close(c);
     ckpt_net_destroy(cn);
     tsrv_stop(&t);
