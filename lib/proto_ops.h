@@ -8,8 +8,31 @@
 #ifndef CKPT_PROTO_OPS_H
 #define CKPT_PROTO_OPS_H
 
-/* 0x0100-0x01ff: ckpt-meta namespace (msg_meta.h). */
-#define CKPT_OPS_META(X)
+/* 0x0100-0x01ff: ckpt-meta namespace (msg_meta.h): request -> reply. */
+#define CKPT_OPS_META(X)                                                      \
+    X(LOOKUP, 0x0101, "name -> attr_resp")                                   \
+    X(GETATTR, 0x0102, "ino -> attr_resp")                                   \
+    X(SETATTR, 0x0103, "setattr -> attr_resp")                               \
+    X(MKNOD, 0x0104, "mknod -> attr_resp")                                   \
+    X(MKDIR, 0x0105, "mknod -> attr_resp")                                   \
+    X(UNLINK, 0x0106, "name -> empty")                                       \
+    X(RMDIR, 0x0107, "name -> empty")                                        \
+    X(RENAME, 0x0108, "rename -> empty")                                     \
+    X(LINK, 0x0109, "link -> attr_resp")                                     \
+    X(SYMLINK, 0x010a, "symlink -> attr_resp")                               \
+    X(READLINK, 0x010b, "ino -> readlink_resp")                              \
+    X(READDIR, 0x010c, "readdir -> readdir_resp")                            \
+    X(STATFS, 0x010d, "empty -> statfs_resp")                                \
+    X(SETXATTR, 0x010e, "setxattr -> empty")                                 \
+    X(GETXATTR, 0x010f, "xattr_name -> xattr_value")                         \
+    X(LISTXATTR, 0x0110, "ino -> xattr_value")                               \
+    X(REMOVEXATTR, 0x0111, "xattr_name -> empty")                            \
+    X(SESSION, 0x0112, "session -> session_resp")                            \
+    X(OPEN, 0x0113, "open -> open_resp (may wait for other writers)")        \
+    X(CREATE, 0x0114, "create -> open_resp")                                 \
+    X(FLUSHED, 0x0115, "release -> empty (size/checksum, keeps it open)")    \
+    X(RELEASE, 0x0116, "release -> empty (after the flush)")                 \
+    X(DEGRADED, 0x0117, "degraded -> empty")
 
 /* 0x0200-0x02ff: cluster membership and maps (msg_cluster.h). */
 #define CKPT_OPS_CLUSTER(X)                                                   \

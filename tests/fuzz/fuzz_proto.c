@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "msg_cluster.h"
+#include "msg_meta.h"
 #include "msg_node.h"
 #include "proto.h"
 
@@ -39,7 +40,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
     long live = ckpt_alloc_live();
     const uint8_t *data = in + 1;
     size_t len = size - 1;
-    switch (in[0] % 14) {
+    static struct ckpt_msg_symlink sl;
+    static struct ckpt_msg_readlink_resp rl;
+    switch (in[0] % 32) {
     case 0: {
         struct ckpt_hdr h;
         if (len >= CKPT_HDR_SIZE && ckpt_hdr_decode(data, &h) == 0)
@@ -119,6 +122,123 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
         ckpt_rbuf_init(&r, data, len);
         ckpt_rd_layout(&r, &l);
         (void)ckpt_rbuf_end(&r);
+        break;
+    }
+    case 14: {
+        struct ckpt_msg_name m;
+        if (ckpt_msg_name_decode(data, len, &m) == 0)
+            REENCODE(name, &m);
+        break;
+    }
+    case 15: {
+        struct ckpt_msg_attr_resp m;
+        if (ckpt_msg_attr_resp_decode(data, len, &m) == 0)
+            REENCODE(attr_resp, &m);
+        break;
+    }
+    case 16: {
+        struct ckpt_msg_setattr m;
+        if (ckpt_msg_setattr_decode(data, len, &m) == 0)
+            REENCODE(setattr, &m);
+        break;
+    }
+    case 17: {
+        struct ckpt_msg_mknod m;
+        if (ckpt_msg_mknod_decode(data, len, &m) == 0)
+            REENCODE(mknod, &m);
+        break;
+    }
+    case 18: {
+        struct ckpt_msg_link m;
+        if (ckpt_msg_link_decode(data, len, &m) == 0)
+            REENCODE(link, &m);
+        break;
+    }
+    case 19:
+        if (ckpt_msg_symlink_decode(data, len, &sl) == 0)
+            REENCODE(symlink, &sl);
+        break;
+    case 20:
+        if (ckpt_msg_readlink_resp_decode(data, len, &rl) == 0)
+            REENCODE(readlink_resp, &rl);
+        break;
+    case 21: {
+        struct ckpt_msg_rename m;
+        if (ckpt_msg_rename_decode(data, len, &m) == 0)
+            REENCODE(rename, &m);
+        break;
+    }
+    case 22: {
+        struct ckpt_msg_readdir m;
+        if (ckpt_msg_readdir_decode(data, len, &m) == 0)
+            REENCODE(readdir, &m);
+        break;
+    }
+    case 23: {
+        struct ckpt_msg_readdir_resp m;
+        if (ckpt_msg_readdir_resp_decode(data, len, &m) == 0) {
+            REENCODE(readdir_resp, &m);
+            ckpt_msg_readdir_resp_free(&m);
+        }
+        break;
+    }
+    case 24: {
+        struct ckpt_msg_statfs_resp m;
+        if (ckpt_msg_statfs_resp_decode(data, len, &m) == 0)
+            REENCODE(statfs_resp, &m);
+        break;
+    }
+    case 25: {
+        struct ckpt_msg_setxattr m;
+        if (ckpt_msg_setxattr_decode(data, len, &m) == 0)
+            REENCODE(setxattr, &m);
+        break;
+    }
+    case 26: {
+        struct ckpt_msg_xattr_name m;
+        if (ckpt_msg_xattr_name_decode(data, len, &m) == 0)
+            REENCODE(xattr_name, &m);
+        break;
+    }
+    case 27: {
+        struct ckpt_msg_session m;
+        struct ckpt_msg_session_resp mr;
+        if (ckpt_msg_session_decode(data, len, &m) == 0)
+            REENCODE(session, &m);
+        if (ckpt_msg_session_resp_decode(data, len, &mr) == 0)
+            REENCODE(session_resp, &mr);
+        break;
+    }
+    case 28: {
+        struct ckpt_msg_open m;
+        if (ckpt_msg_open_decode(data, len, &m) == 0)
+            REENCODE(open, &m);
+        break;
+    }
+    case 29: {
+        struct ckpt_msg_create m;
+        if (ckpt_msg_create_decode(data, len, &m) == 0)
+            REENCODE(create, &m);
+        break;
+    }
+    case 30: {
+        struct ckpt_msg_open_resp m;
+        struct ckpt_msg_release mr;
+        if (ckpt_msg_open_resp_decode(data, len, &m) == 0)
+            REENCODE(open_resp, &m);
+        if (ckpt_msg_release_decode(data, len, &mr) == 0)
+            REENCODE(release, &mr);
+        break;
+    }
+    case 31: {
+        struct ckpt_msg_degraded m;
+        struct ckpt_msg_xattr_value v;
+        if (ckpt_msg_degraded_decode(data, len, &m) == 0) {
+            REENCODE(degraded, &m);
+            ckpt_msg_degraded_free(&m);
+        }
+        if (ckpt_msg_xattr_value_decode(data, len, &v) == 0)
+            REENCODE(xattr_value, &v);
         break;
     }
     }

@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "err.h"
 #include "msg_cluster.h"
+#include "msg_meta.h"
 #include "msg_node.h"
 #include "proto.h"
 
@@ -405,6 +406,157 @@ START_TEST(layout_on_the_wire)
 }
 END_TEST
 
+
+static void fill_attr(struct ckpt_attr *a, uint64_t ino)
+{
+    memset(a, 0, sizeof(*a));
+    a->ino = ino;
+    a->size = 12345;
+    a->generation = 2;
+    a->data_gen = 3;
+    a->mode = 0100644;
+    a->uid = 1000;
+    a->gid = 100;
+    a->nlink = 1;
+    a->flags = CKPT_ATTR_F_INCOMPLETE;
+    a->atime_sec = -5;
+    a->mtime_sec = 1700000000;
+    a->ctime_sec = 1700000001;
+    a->atime_nsec = 999999999;
+}
+
+START_TEST(meta_messages_round_trip)
+{
+    static struct ckpt_msg_name nm, nm2;
+    nm.parent = 1;
+    memset(nm.name, 'n', CKPT_PROTO_MAX_NAME); /* the longest name allowed */
+    ROUND_TRIP(name, nm, nm2);
+    ck_assert_mem_eq(&nm, &nm2, sizeof(nm));
+
+    static struct ckpt_msg_attr_resp ar, ar2;
+    fill_attr(&ar.attr, 77);
+    ROUND_TRIP(attr_resp, ar, ar2);
+    ck_assert_mem_eq(&ar, &ar2, sizeof(ar));
+
+    static struct ckpt_msg_setattr sa, sa2;
+    sa.ino = 9;
+    sa.valid = CKPT_SETATTR_SIZE | CKPT_SETATTR_MTIME;
+    sa.size = 1ull << 40;
+    sa.mtime_sec = 5;
+    ROUND_TRIP(setattr, sa, sa2);
+    ck_assert_mem_eq(&sa, &sa2, sizeof(sa));
+
+    static struct ckpt_msg_mknod mk, mk2;
+    mk.parent = 1;
+    strcpy(mk.name, "dev");
+    mk.mode = 020644;
+    mk.rdev = 0x0801;
+    ROUND_TRIP(mknod, mk, mk2);
+    ck_assert_mem_eq(&mk, &mk2, sizeof(mk));
+
+    static struct ckpt_msg_symlink sl, sl2;
+    sl.parent = 1;
+    strcpy(sl.name, "ln");
+    strcpy(sl.target, "../a/b");
+    ROUND_TRIP(symlink, sl, sl2);
+    ck_assert_mem_eq(&sl, &sl2, sizeof(sl));
+
+    static struct ckpt_msg_rename rn, rn2;
+    rn.oldparent = 1;
+    strcpy(rn.oldname, "a");
+    rn.newparent = 2;
+    strcpy(rn.newname, "b");
+    rn.flags = CKPT_RENAME_EXCHANGE;
+    ROUND_TRIP(rename, rn, rn2);
+    ck_assert_mem_eq(&rn, &rn2, sizeof(rn));
+
+    static struct ckpt_dirent ents[2];
+    ents[0].ino = 5;
+    ents[0].next_cookie = 3;
+    ents[0].type = 8;
+    strcpy(ents[0].name, "file");
+    fill_attr(&ents[0].attr, 5);
+    ents[1].ino = 6;
+    ents[1].next_cookie = 4;
+    ents[1].type = 4;
+    strcpy(ents[1].name, "dir");
+    fill_attr(&ents[1].attr, 6);
+    struct ckpt_msg_readdir_resp rd = {.eof = 1, .plus = 1, .n = 2, .ents = ents}, rd2;
+    struct ckpt_wbuf w;
+    ckpt_wbuf_init(&w, NULL, 0);
+    ck_assert_int_eq(ckpt_msg_readdir_resp_encode(&w, &rd), 0);
+    long live = ckpt_alloc_live();
+    for (size_t cut = 0; cut < w.len; cut++) {
+        ck_assert_int_ne(ckpt_msg_readdir_resp_decode(w.p, cut, &rd2), 0);
+        ck_assert_int_eq(ckpt_alloc_live(), live);
+    }
+    ck_assert_int_eq(ckpt_msg_readdir_resp_decode(w.p, w.len, &rd2), 0);
+    ck_assert_uint_eq(rd2.n, 2);
+    ck_assert_mem_eq(rd2.ents, ents, sizeof(ents));
+    ckpt_msg_readdir_resp_free(&rd2);
+    ckpt_wbuf_free(&w);
+
+    static struct ckpt_msg_open_resp op, op2;
+    fill_attr(&op.attr, 9);
+    ckpt_layout_default(&op.layout);
+    for (int i = 0; i < 6; i++)
+        op.layout.targets[i] = 10 + (uint32_t)i;
+    op.handle = 0xabcdef;
+    ROUND_TRIP(open_resp, op, op2);
+    ck_assert_mem_eq(&op, &op2, sizeof(op));
+
+    static struct ckpt_msg_release rl, rl2;
+    rl.ino = 9;
+    rl.handle = 3;
+    rl.session = 4;
+    rl.wrote = 1;
+    rl.has_checksum = 1;
+    rl.size = 1 << 30;
+    rl.checksum = 0x12345678;
+    ROUND_TRIP(release, rl, rl2);
+    ck_assert_mem_eq(&rl, &rl2, sizeof(rl));
+
+    static struct ckpt_msg_session_resp sr, sr2;
+    sr.session = 8;
+    sr.lease_ms = 10000;
+    ROUND_TRIP(session_resp, sr, sr2);
+    ck_assert_mem_eq(&sr, &sr2, sizeof(sr));
+
+    struct ckpt_msg_setxattr sx = {.ino = 4, .flags = CKPT_XATTR_CREATE, .value_len = 3,
+                                   .value = (const uint8_t *)"abc"}, sx2;
+    strcpy(sx.name, "user.x");
+    ROUND_TRIP(setxattr, sx, sx2);
+    ck_assert_str_eq(sx2.name, "user.x");
+    ck_assert_uint_eq(sx2.value_len, 3);
+}
+END_TEST
+
+START_TEST(meta_messages_reject_bad_names)
+{
+    static const char *bad[] = {"", "a/b", "/"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint8_t buf[64];
+        struct ckpt_wbuf w;
+        struct ckpt_msg_name m;
+        ckpt_wbuf_init(&w, buf, sizeof(buf));
+        ckpt_wr_u64(&w, 1);
+        ckpt_wr_str(&w, bad[i], strlen(bad[i]));
+        ck_assert_int_eq(ckpt_msg_name_decode(w.p, w.len, &m), CKPT_E_PROTO);
+        ckpt_wbuf_free(&w);
+    }
+    /* 256 bytes is one too many. */
+    char longname[300];
+    memset(longname, 'x', 256);
+    struct ckpt_wbuf w;
+    struct ckpt_msg_name m;
+    ckpt_wbuf_init(&w, NULL, 0);
+    ckpt_wr_u64(&w, 1);
+    ckpt_wr_str(&w, longname, 256);
+    ck_assert_int_eq(ckpt_msg_name_decode(w.p, w.len, &m), CKPT_E_PROTO);
+    ckpt_wbuf_free(&w);
+}
+END_TEST
+
 Suite *proto_suite(void)
 {
     Suite *s = suite_create("proto");
@@ -417,6 +569,8 @@ Suite *proto_suite(void)
     tcase_add_test(tc, node_messages_bounds);
     tcase_add_test(tc, cluster_messages_round_trip);
     tcase_add_test(tc, layout_on_the_wire);
+    tcase_add_test(tc, meta_messages_round_trip);
+    tcase_add_test(tc, meta_messages_reject_bad_names);
     suite_add_tcase(s, tc);
     return s;
 }
