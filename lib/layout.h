@@ -51,8 +51,11 @@ struct ckpt_loc {
 
 /**
  * @brief Validate k, m, width and chunk_size (targets are not looked at).
+ * Rules: 1 <= k <= 16, 0 <= m <= 4, width 0 or k+m <= width <= 64, chunk_size
+ * a multiple of 4 KiB within 4 KiB..64 MiB.  width 0 passes and means k+m:
+ * every function below treats it so.
  * @return 0, or -EINVAL with *out_why (if non-NULL) set to a static string
- *         naming the rule broken.
+ *         naming the rule broken (NULL on success).
  */
 int ckpt_layout_check(const struct ckpt_layout *l, const char **out_why);
 
@@ -85,8 +88,12 @@ uint32_t ckpt_layout_chunk_len(const struct ckpt_layout *l, uint64_t size,
 
 /**
  * @brief Parse a layout spec such as "ec=4+2 chunk=1M width=12" (keys in any
- * order, separated by spaces or commas; missing keys keep *inout's values).
- * Sizes take K/M/G suffixes (powers of 1024).
+ * order, each at most once, separated by spaces or commas; missing keys keep
+ * *inout's values, except that ec= without width= sets width to the new k+m,
+ * and width=0 means k+m: the result never has width 0).
+ * Sizes take K/M/G/T suffixes (either case, optionally followed by "iB"),
+ * powers of 1024.  The result must pass ckpt_layout_check(); an empty spec is
+ * an error.  flags and targets[] are left as they were.
  * @return 0, or -EINVAL with *out_why set (static string).  On error *inout
  *         is unchanged.
  */
@@ -94,7 +101,9 @@ int ckpt_layout_parse(const char *spec, struct ckpt_layout *inout,
                       const char **out_why);
 
 /**
- * @brief Format the spec part of l as "ec=K+M chunk=SIZE width=W".
+ * @brief Format the spec part of l as "ec=K+M chunk=SIZE width=W" (SIZE with
+ * the largest exact K/M/G suffix; W is k+m when l->width is 0).  The output
+ * parses back with ckpt_layout_parse() to the same k, m, chunk_size and width.
  * @return the length written (excluding NUL), or -ENOSPC if cap is too small.
  */
 int ckpt_layout_format(char *dst, size_t cap, const struct ckpt_layout *l);
