@@ -85,6 +85,9 @@ BENCHES := $(patsubst tests/bench/%.c,$(B)/tests/%,$(BENCH_SRCS))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(B)/tests/%,$(FUZZ_SRCS))
 HELPERS := $(patsubst tests/integration/%.c,$(B)/tests/%,$(HELPER_SRCS))
 
+# Keep intermediate objects of the test programs (no rebuild every run).
+.SECONDARY:
+
 .PHONY: all check unit-check cluster-check bench demo install clean distclean \
         help asan coverage fuzz layering-check mancheck FORCE
 all: $(PROGS)
