@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,7 +44,7 @@ struct ckpt_tlisten {
     int fd;
     uint16_t port;
     uint32_t io_timeout_ms;
-    volatile int stopping;
+    atomic_int stopping; /* set by listen_shutdown, read by accept */
 };
 
 static void set_timeouts(int fd, uint32_t io_timeout_ms)
@@ -241,7 +242,7 @@ static int tcp_accept(struct ckpt_tlisten *l, struct ckpt_tconn **out)
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
-        if (l->stopping) {
+        if (atomic_load(&l->stopping)) {
             if (fd >= 0)
                 close(fd);
             return CKPT_E_CLOSED;
@@ -273,7 +274,7 @@ static int tcp_accept(struct ckpt_tlisten *l, struct ckpt_tconn **out)
 
 static void tcp_listen_shutdown(struct ckpt_tlisten *l)
 {
-    l->stopping = 1;
+    atomic_store(&l->stopping, 1);
     /* shutdown() on a listening socket wakes a blocked accept() with EINVAL. */
     (void)shutdown(l->fd, SHUT_RDWR);
 }

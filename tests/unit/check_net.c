@@ -89,15 +89,20 @@ static ckpt_net *mknet(uint8_t keyv, const char *name)
     return net;
 }
 
-static void tsrv_start(struct tsrv *t, uint16_t port)
+static void tsrv_start_sig(struct tsrv *t, uint16_t port, int hold_signal_fd)
 {
     memset(t, 0, sizeof(*t));
     pthread_mutex_init(&t->lock, NULL);
-    t->hold_signal_fd = -1;
+    t->hold_signal_fd = hold_signal_fd;
     t->net = mknet(7, "test-server");
     ck_assert_int_eq(ckpt_server_start(t->net, "127.0.0.1", port, &tsrv_ops, t, &t->srv), 0);
     t->port = ckpt_server_port(t->srv);
     ck_assert_uint_ne(t->port, 0);
+}
+
+static void tsrv_start(struct tsrv *t, uint16_t port)
+{
+    tsrv_start_sig(t, port, -1);
 }
 
 static void tsrv_release_held(struct tsrv *t)
@@ -382,8 +387,7 @@ START_TEST(peer_killed_fails_every_pending_call)
     if (pid == 0) {
         /* Child: a server that holds every request until it is killed. */
         struct tsrv t;
-        tsrv_start(&t, 0);
-        t.hold_signal_fd = sigpipe[1];
+        tsrv_start_sig(&t, 0, sigpipe[1]);
         ssize_t w = write(pfd[1], &t.port, sizeof(t.port));
         (void)w;
         for (;;)
