@@ -14,20 +14,28 @@
  *   - accept thread, one per server (server_acceptor).
  *   Sends run on the caller's thread under conn->send_lock.
  *
- * A call's life (priv_state), protected by conn->lock:
+ * A call's life, protected by conn->lock.  priv_flags holds three bits:
+ * SENDING (its sender is inside send_msg), RECEIVING (the receive thread is
+ * moving its response bulk into bulk_in) and RESPONDED (its response has
+ * fully arrived while it was still SENDING).
  *
- *     submit --> SENDING --send ok--> WAITING --response--> done
- *                  |                     |----deadline----> done(-ETIMEDOUT)
- *                  |                     `----conn fails---> done(CLOSED)
- *                  `--send fails / conn failed meanwhile--> done(error)
+ *   submit -> SENDING --send ok, no response yet--> WAITING
+ *               |  \--response arrives--> SENDING|RECEIVING -> SENDING|RESPONDED
+ *               |                           (sender completes it after send)
+ *               `--send fails / conn failed--> done(error) by the sender
+ *   WAITING --response--> RECEIVING --bulk in--> done(status) by the reader
+ *   WAITING --deadline--> done(-ETIMEDOUT) by the timer
+ *   WAITING --conn fails--> done(CKPT_E_CLOSED) by whoever fails it
  *
- *   While a call is SENDING its bulk may still be read by the transport,
- *   so only the sending thread completes it on failure, and the timer
- *   leaves it alone.  A response may complete a SENDING call: the peer has
- *   then received every byte, so the transport no longer reads the buffers.
- *   After send_msg() returns, the sender finds its call again by request id
- *   (never through a pointer that may already be completed and freed).
- *
+ *   Rule: a call is completed only when no thread is using its buffers: the
+ *   timer and conn_fail touch only calls with no flag set; a call whose
+ *   sender is still in send_msg is completed by that sender.  (The peer
+ *   cannot answer before the kernel copied the request, but sanitizers
+ *   instrument sendmsg after it returns, and a design that leans on kernel
+ *   timing is one refactor away from a real use-after-free.)  The sender
+ *   finds its call again by request id, never through a pointer that may
+ *   already be completed and freed.
+
  * Lock order: net->lock, then conn->lock; srv->lock, then conn->lock.
  * conn->send_lock is never held together with conn->lock.
  * Completion callbacks run with no lock held.
@@ -55,10 +63,9 @@
 #define PENDING_BUCKETS 256
 #define HANDSHAKE_NAME_MAX 31
 
-enum call_state {
-    CALL_SENDING = 1,
-    CALL_WAITING = 2,
-};
+#define CALL_SENDING 0x1u   /* its sender is inside send_msg */
+#define CALL_RECEIVING 0x2u /* the reader is filling bulk_in */
+#define CALL_RESPONDED 0x4u /* response complete; the sender completes it */
 
 #define BUF_MIN_SHIFT 16 /* 64 KiB: smaller buffers come from malloc */
 #define BUF_MAX_SHIFT 27 /* 128 MiB */
@@ -404,7 +411,7 @@ static void conn_fail(ckpt_conn *conn, int why)
         struct ckpt_call **pp = &conn->pending[b];
         while (*pp) {
             struct ckpt_call *c = *pp;
-            if (c->priv_deadline_ns & 1) { /* SENDING: leave to the sender */
+            if (c->priv_flags) { /* busy: its sender or the reader completes it */
                 pp = &c->priv_next;
                 continue;
             }
@@ -485,7 +492,8 @@ int ckpt_conn_submit(ckpt_conn *conn, struct ckpt_call *call)
     }
     uint64_t id = conn->next_id++;
     call->priv_req_id = id;
-    call->priv_deadline_ns = ((ckpt_now_ns() + (uint64_t)tmo * 1000000ull) | 1);
+    call->priv_deadline_ns = ckpt_now_ns() + (uint64_t)tmo * 1000000ull;
+    call->priv_flags = CALL_SENDING;
     if (!call->oneway) {
         struct ckpt_call **b = &conn->pending[id % PENDING_BUCKETS];
         call->priv_next = *b;
@@ -508,21 +516,30 @@ int ckpt_conn_submit(ckpt_conn *conn, struct ckpt_call *call)
     pthread_mutex_lock(&conn->lock);
     struct ckpt_call *mine = pending_find_locked(conn, id);
     int fail = 0;
+    bool complete = false;
     if (mine) {
-        if (rc < 0)
-            fail = rc == -EMSGSIZE ? rc : CKPT_E_CLOSED;
-        else if (!conn->open)
-            fail = CKPT_E_CLOSED;
-        if (fail)
+        mine->priv_flags &= ~CALL_SENDING;
+        if (mine->priv_flags & CALL_RESPONDED) {
+            /* The response came while we were sending: ours to complete. */
             pending_take_locked(conn, id);
-        else
-            mine->priv_deadline_ns &= ~1ull; /* now WAITING */
+            mine->priv_flags = 0;
+            complete = true;
+        } else if (!(mine->priv_flags & CALL_RECEIVING)) {
+            if (rc < 0)
+                fail = rc == -EMSGSIZE ? rc : CKPT_E_CLOSED;
+            else if (!conn->open)
+                fail = CKPT_E_CLOSED;
+            if (fail)
+                pending_take_locked(conn, id);
+        }
     }
     pthread_mutex_unlock(&conn->lock);
     if (rc < 0 && rc != -EMSGSIZE)
         conn_fail(conn, rc);
     if (fail)
         call_complete(mine, fail);
+    else if (complete)
+        call_complete(mine, mine->status);
     return 0;
 }
 
@@ -760,7 +777,9 @@ static void reader_handle_response(ckpt_conn *conn, const struct ckpt_hdr *h,
                                    uint8_t *body, int *fatal)
 {
     pthread_mutex_lock(&conn->lock);
-    struct ckpt_call *call = pending_take_locked(conn, h->req_id);
+    struct ckpt_call *call = pending_find_locked(conn, h->req_id);
+    if (call)
+        call->priv_flags |= CALL_RECEIVING; /* keeps timer and conn_fail off */
     pthread_mutex_unlock(&conn->lock);
     if (!call) {
         /* Late (timed out) or unknown: drop it, bulk included. */
@@ -791,7 +810,20 @@ static void reader_handle_response(ckpt_conn *conn, const struct ckpt_hdr *h,
     }
     call->resp_body = body;
     call->resp_body_len = h->body_len;
-    call_complete(call, status);
+    call->status = status;
+    bool mine;
+    pthread_mutex_lock(&conn->lock);
+    call->priv_flags &= ~CALL_RECEIVING;
+    if (call->priv_flags & CALL_SENDING) {
+        call->priv_flags |= CALL_RESPONDED; /* its sender completes it */
+        mine = false;
+    } else {
+        pending_take_locked(conn, h->req_id);
+        mine = true;
+    }
+    pthread_mutex_unlock(&conn->lock);
+    if (mine)
+        call_complete(call, status);
 }
 
 static void reader_reply_error(ckpt_conn *conn, const struct ckpt_hdr *h, int status)
@@ -990,7 +1022,7 @@ static void *net_timer(void *arg)
                 struct ckpt_call **pp = &c->pending[b];
                 while (*pp) {
                     struct ckpt_call *call = *pp;
-                    if (!(call->priv_deadline_ns & 1) && call->priv_deadline_ns <= now) {
+                    if (!call->priv_flags && call->priv_deadline_ns <= now) {
                         *pp = call->priv_next;
                         call->priv_next = expired;
                         expired = call;

@@ -126,6 +126,7 @@ struct ckpt_call {
     /* private to net.c */
     uint64_t priv_req_id;
     uint64_t priv_deadline_ns;
+    uint32_t priv_flags;
     struct ckpt_call *priv_next;
     ckpt_conn *priv_conn;
     sem_t priv_sem;
