@@ -1511,6 +1511,172 @@ int node_chunk_foreach(node_chunk_store *s, node_chunk_visit_fn fn, void *arg)
 }
 
 /* ------------------------------------------------------------------ */
+/* ordered listing (CHUNK_LIST)                                         */
+
+struct ino_vec {
+    uint64_t *v;
+    size_t n, cap;
+    uint64_t min;       /* collect inodes >= min */
+};
+
+static int ino_vec_push(struct ino_vec *iv, uint64_t ino)
+{
+    if (iv->n == iv->cap) {
+        size_t cap = iv->cap ? iv->cap * 2 : 256;
+        uint64_t *nv = iv->v ? ckpt_realloc(iv->v, cap * sizeof(*nv))
+                             : ckpt_malloc(cap * sizeof(*nv));
+        if (!nv)
+            return -ENOMEM;
+        iv->v = nv;
+        iv->cap = cap;
+    }
+    iv->v[iv->n++] = ino;
+    return 0;
+}
+
+static int collect_ino(node_chunk_store *s, int fanfd, const char *name,
+                       uint64_t ino, void *arg)
+{
+    (void)s;
+    (void)fanfd;
+    (void)name;
+    struct ino_vec *iv = arg;
+    return ino >= iv->min ? ino_vec_push(iv, ino) : 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+struct stripe_ix {
+    uint64_t stripe;
+    uint16_t index;
+};
+
+static int cmp_stripe_ix(const void *a, const void *b)
+{
+    const struct stripe_ix *x = a, *y = b;
+    if (x->stripe != y->stripe)
+        return x->stripe < y->stripe ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+/* The chunks of one inode directory with key > *after, sorted, into *out
+ * (allocated; caller frees).  A missing directory yields none. */
+static int list_inode(node_chunk_store *s, uint64_t ino,
+                      const struct node_chunk_key *after,
+                      struct stripe_ix **out, size_t *out_n)
+{
+    char dir[REL_MAX];
+    struct stripe_ix *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+
+    *out = NULL;
+    *out_n = 0;
+    rel_dir(dir, ino);
+    int fd = openat(s->chunkfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (!e) {
+            if (errno)
+                rc = -errno;
+            break;
+        }
+        struct stripe_ix si;
+        if (parse_chunk_name(e->d_name, &si.stripe, &si.index) != NAME_CHUNK)
+            continue;
+        if (after && ino == after->ino &&
+            (si.stripe < after->stripe ||
+             (si.stripe == after->stripe && si.index <= after->index)))
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            struct stripe_ix *nv = v ? ckpt_realloc(v, ncap * sizeof(*nv))
+                                     : ckpt_malloc(ncap * sizeof(*nv));
+            if (!nv) {
+                rc = -ENOMEM;
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        v[n++] = si;
+    }
+    closedir(d);
+    if (rc < 0) {
+        ckpt_free(v);
+        return rc;
+    }
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_stripe_ix);
+    *out = v;
+    *out_n = n;
+    return 0;
+}
+
+int node_chunk_list(node_chunk_store *s, const struct node_chunk_key *after,
+                    struct node_chunk_entry *out, uint32_t max,
+                    uint32_t *out_n, int *out_more)
+{
+    struct ino_vec iv = {.v = NULL, .n = 0, .cap = 0, .min = after ? after->ino : 0};
+    struct stripe_ix *cv = NULL;
+    uint32_t n = 0;
+    int more = 0, rc = 0;
+
+    if (!s || !out || !max || !out_n || !out_more)
+        return -EINVAL;
+    for (unsigned f = 0; f < FANOUT && rc == 0; f++)
+        rc = walk_fanout(s, f, collect_ino, &iv, false);
+    if (rc < 0)
+        goto out;
+    if (iv.n > 1)
+        qsort(iv.v, iv.n, sizeof(*iv.v), cmp_u64);
+    for (size_t i = 0; i < iv.n && !more; i++) {
+        size_t cn;
+        if ((rc = list_inode(s, iv.v[i], after, &cv, &cn)) < 0)
+            goto out;
+        for (size_t j = 0; j < cn; j++) {
+            struct node_chunk_key key = {iv.v[i], cv[j].stripe, cv[j].index};
+            struct node_chunk_info info;
+            char rel[REL_MAX];
+            off_t size;
+            rel_chunk(rel, &key);
+            int hrc = chunk_open(s, rel, &key, &info, &size, NULL, NULL);
+            if (hrc == -ENOENT)
+                continue; /* deleted since readdir */
+            if (n == max) {
+                more = 1;
+                break;
+            }
+            out[n].key = key;
+            out[n].gen = hrc == 0 ? info.gen : 0;
+            out[n].len = hrc == 0 ? info.len : 0;
+            out[n].rc = hrc;
+            n++;
+        }
+        CKPT_FREE(cv);
+    }
+out:
+    ckpt_free(cv);
+    ckpt_free(iv.v);
+    *out_n = n;
+    *out_more = rc < 0 ? 1 : more;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* barrier                                                              */
 
 struct sync_file {

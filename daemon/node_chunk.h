@@ -261,6 +261,36 @@ int node_chunk_foreach(node_chunk_store *s, node_chunk_visit_fn fn, void *arg);
 int node_chunk_foreach_inode(node_chunk_store *s, uint64_t ino,
                              node_chunk_visit_fn fn, void *arg);
 
+/* One chunk listed by node_chunk_list(). */
+struct node_chunk_entry {
+    struct node_chunk_key key;
+    uint64_t gen;       /* 0 when the header cannot be read (see rc) */
+    uint32_t len;       /* logical length; 0 when rc < 0 */
+    int rc;             /* 0, or CKPT_E_TORN / CKPT_E_VERSION / -EIO ... */
+};
+
+/**
+ * @brief List chunks in key order (ino, then stripe, then index), the
+ * pages of CHUNK_LIST: up to max chunks whose key is greater than *after.
+ *
+ * Cost per call: one readdir of every fan-out directory (O(inodes) names,
+ * no stat) plus a sort, then one readdir per listed inode and a header
+ * read per listed chunk.  A walk over a whole target in pages of P chunks
+ * is therefore O(inodes * chunks / P); fine for scrub pages of thousands,
+ * not meant for tiny pages.  Chunks written or deleted meanwhile may or
+ * may not be listed; torn chunks are listed with their error in .rc.
+ *
+ * @param[in] after     NULL: from the first chunk
+ * @param[out] out      room for max entries (max >= 1)
+ * @param[out] out_n    entries filled
+ * @param[out] out_more 1 when chunks follow the last one listed, else 0
+ * @return 0, -EINVAL, -ENOMEM, or a negative errno from readdir (*out_n
+ *         entries are valid even then, *out_more is 1).
+ */
+int node_chunk_list(node_chunk_store *s, const struct node_chunk_key *after,
+                    struct node_chunk_entry *out, uint32_t max,
+                    uint32_t *out_n, int *out_more);
+
 /**
  * @brief Barrier: make every write and delete done for the given inodes
  * since their last barrier durable (n == 0: for every inode).

@@ -702,8 +702,13 @@ int node_target_open(const char *path, const struct node_target_opts *opts,
     t->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (t->dirfd < 0) {
         rc = -errno;
-        CKPT_LOG_ERR("target %s: cannot open: " CKPT_RC_FMT, path,
-                     CKPT_RC_ARGS(rc));
+        /* Probing with NOCREATE for a target still to be created is
+         * expected (ckpt-node's first pass): not an error worth a log. */
+        if (rc == -ENOENT && (opts->flags & NODE_TARGET_F_NOCREATE))
+            CKPT_LOG_DEBUG("target %s: does not exist", path);
+        else
+            CKPT_LOG_ERR("target %s: cannot open: " CKPT_RC_FMT, path,
+                         CKPT_RC_ARGS(rc));
         goto out_close;
     }
     if ((rc = take_lock(t)) < 0)
@@ -716,7 +721,7 @@ int node_target_open(const char *path, const struct node_target_opts *opts,
     rc = identity_read(t->dirfd, path, &t->ids);
     if (rc == -ENOENT) {
         if (opts->flags & NODE_TARGET_F_NOCREATE) {
-            CKPT_LOG_ERR("target %s: no identity file (not a ckptfs target "
+            CKPT_LOG_DEBUG("target %s: no identity file (not a ckptfs target "
                          "yet)", path);
             goto out_close;
         }

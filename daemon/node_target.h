@@ -108,7 +108,10 @@ struct node_target_stats {
  * with -ENOTEMPTY, so a typo in a config file cannot adopt /home.
  *
  * Every refusal is logged at ERR level with the path and the reason, e.g.
- * which cluster the target belongs to, or which pid holds it.
+ * which cluster the target belongs to, or which pid holds it - except
+ * -ENOENT under NODE_TARGET_F_NOCREATE (missing directory or identity),
+ * which is what a caller probing for existing targets expects, and is
+ * logged at DEBUG.
  *
  * @param[in] path  target directory; copied
  * @param[in] opts  opts->cluster is required; see struct node_target_opts
