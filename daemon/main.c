@@ -19,6 +19,7 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "node_metrics.h"
 #include "node_svc.h"
 #include "version.h"
 
@@ -126,6 +127,14 @@ int main(int argc, char **argv)
     node_server *ns = NULL;
     if (node_server_opts_from_config(&cfg, &so) < 0 || node_server_create(&so, &ns) < 0)
         return 1; /* logged */
+    ckpt_metrics *metrics = NULL;
+    const struct ckpt_config_addr *ma = &cfg.node.metrics_listen;
+    if (ma->host[0] && (rc = node_metrics_start(ns, ma->host, ma->port, &metrics)) < 0) {
+        CKPT_LOG_ERR("cannot serve metrics on %s:%u: " CKPT_RC_FMT, ma->host, ma->port,
+                     CKPT_RC_ARGS(rc));
+        node_server_destroy(ns);
+        return 1;
+    }
     node_server_announce(ns, pid_file, ready_fd);
     node_server_start_reg(ns); /* failure logged; chunk I/O goes on */
 
@@ -136,6 +145,7 @@ int main(int argc, char **argv)
             CKPT_LOG_WARN("SIGHUP: cannot reopen the log file");
     }
     CKPT_LOG_INFO("shutting down");
+    ckpt_metrics_destroy(metrics);
     rc = node_server_shutdown(ns);
     node_server_destroy(ns);
     if (pid_file)

@@ -145,12 +145,13 @@ int ckpt_metrics_add(ckpt_metrics *m, const char *name, const char *help,
 }
 
 int ckpt_metrics_add_fn(ckpt_metrics *m, const char *name, const char *help,
-                        const char *labels, ckpt_metric_fn fn, void *ctx)
+                        enum ckpt_metric_type type, const char *labels, ckpt_metric_fn fn,
+                        void *ctx)
 {
     struct metric_entry *e;
     if (!fn)
         return -EINVAL;
-    return add_entry(m, name, help, labels, CKPT_METRIC_GAUGE, fn, ctx, &e);
+    return add_entry(m, name, help, labels, type, fn, ctx, &e);
 }
 
 struct sbuf {

@@ -51,9 +51,11 @@ void ckpt_metrics_destroy(ckpt_metrics *m);
 int ckpt_metrics_add(ckpt_metrics *m, const char *name, const char *help,
                      enum ckpt_metric_type type, const char *labels, ckpt_metric **out);
 
-/** @brief Register a gauge computed by fn(ctx) at scrape time. */
+/** @brief Register a counter or gauge computed by fn(ctx) at scrape time
+ *  (for values the daemon already keeps, such as its own counters). */
 int ckpt_metrics_add_fn(ckpt_metrics *m, const char *name, const char *help,
-                        const char *labels, ckpt_metric_fn fn, void *ctx);
+                        enum ckpt_metric_type type, const char *labels, ckpt_metric_fn fn,
+                        void *ctx);
 
 static inline void ckpt_metric_add(ckpt_metric *c, uint64_t n)
 {

@@ -114,6 +114,18 @@ stop
 [ "$(uuid_of "$T/t2")" = "$U" ] || fail "a new target did not get the node's uuid"
 ok "restart keeps the uuid; a new target joins the node"
 
+# ---- /metrics ([node] metrics_listen) ----------------------------------------
+MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+start "$T/n3.log" -c /dev/null --meta 127.0.0.1:1 --target "$T/t0" \
+    --set node.metrics_listen=127.0.0.1:$MPORT
+curl -sf "http://127.0.0.1:$MPORT/metrics" > "$T/metrics" || fail "no /metrics answer"
+grep -q '^ckptfs_node_chunk_writes_total 0$' "$T/metrics" || fail "/metrics lacks the write counter"
+grep -q '^# TYPE ckptfs_node_registered gauge$' "$T/metrics" || fail "/metrics lacks registration"
+curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/nope" | grep -q 404 ||
+    fail "/nope is not a 404"
+stop
+ok "/metrics serves counters in the Prometheus text format"
+
 # ---- refusals ----------------------------------------------------------------
 start "$T/other.log" -c /dev/null --meta 127.0.0.1:1 --target "$T/u0"
 stop

@@ -31,7 +31,8 @@ START_TEST(render_groups_series_by_name)
                                       &g), 0);
     ck_assert_int_eq(ckpt_metrics_add(m, "ckptfs_writes_total", "Chunk writes.",
                                       CKPT_METRIC_COUNTER, "target=\"2\"", &w2), 0);
-    ck_assert_int_eq(ckpt_metrics_add_fn(m, "ckptfs_ratio", "Computed.", NULL, forty_two, NULL), 0);
+    ck_assert_int_eq(ckpt_metrics_add_fn(m, "ckptfs_ratio", "Computed.", CKPT_METRIC_GAUGE, NULL,
+                                         forty_two, NULL), 0);
     ckpt_metric_add(w1, 3);
     ckpt_metric_add(w2, 5);
     ckpt_metric_set(g, 1ull << 40);
