@@ -387,6 +387,35 @@ int meta_store_flags_update(MDB_txn *txn, uint64_t ino, uint32_t set_bits,
     return meta_st_inode_put(st, txn, &in);
 }
 
+int meta_store_size_update(MDB_txn *txn, uint64_t ino, uint64_t size,
+                           const struct timespec *mtime,
+                           const struct timespec *now,
+                           struct meta_attr *out_attr)
+{
+    meta_store *st;
+    struct meta_inode in;
+    int rc = meta_st_from_txn(txn, &st);
+
+    if (rc < 0)
+        return rc;
+    if (!meta_st_ts_valid(now) || (mtime && !meta_st_ts_valid(mtime)))
+        return -EINVAL;
+    if (size > (uint64_t)INT64_MAX)
+        return -EFBIG;
+    rc = meta_st_inode_get(st, txn, ino, &in);
+    if (rc < 0)
+        return rc;
+    if (!S_ISREG(in.mode))
+        return -EINVAL;
+    in.size = size;
+    in.mtime = mtime ? *mtime : *now;
+    in.ctime = *now;
+    rc = meta_st_inode_put(st, txn, &in);
+    if (rc == 0 && out_attr)
+        meta_st_inode_to_attr(&in, out_attr);
+    return rc;
+}
+
 int meta_store_data_gen_bump(MDB_txn *txn, uint64_t ino, uint64_t *out_gen)
 {
     meta_store *st;

@@ -332,6 +332,19 @@ int meta_store_flags_update(MDB_txn *txn, uint64_t ino, uint32_t set_bits,
                             uint32_t clear_bits);
 
 /**
+ * @brief Record the size a writer reached (its data is on the targets):
+ * size, mtime (when given) and ctime = now, WITHOUT a new data_gen (the
+ * chunks just written carry the current one).  Regular files only.
+ * @param[in] mtime     may be NULL (mtime = now)
+ * @param[out] out_attr attributes after the change (may be NULL)
+ * @return 0, -ENOENT, -EINVAL (not a regular file, bad times), -EFBIG.
+ */
+int meta_store_size_update(MDB_txn *txn, uint64_t ino, uint64_t size,
+                           const struct timespec *mtime,
+                           const struct timespec *now,
+                           struct meta_attr *out_attr);
+
+/**
  * @brief Start a new data generation of a regular file (an overwrite begins).
  * @param[out] out_gen  the new data_gen (may be NULL)
  * @return 0, -ENOENT, -EINVAL (not a regular file).

@@ -1,0 +1,303 @@
+/*
+ * meta_server_int.h - internals shared by the files of ckpt-meta's server:
+ *
+ *   meta_server.c   the object, RPC dispatch, group-commit writer, monitor
+ *   meta_ops.c      namespace requests (lookup .. xattrs, statfs, degraded)
+ *   meta_session.c  sessions, leases, open handles, the visibility rule
+ *   meta_cluster.c  node registry, heartbeats, cluster map, placement
+ *   meta_delq.c     the chunk deletion queue worker
+ *
+ * Only these files include it.  Internal symbols carry the meta_ prefix.
+ *
+ * Write operations ("wops").  Every request that changes state becomes a
+ * struct meta_wop that the single writer thread applies inside a nested
+ * LMDB transaction of the current batch (meta_server.c explains the group
+ * commit).  A wop type supplies:
+ *   decode  on the receive thread: parse the request body into w->msg
+ *   apply   on the writer thread, in a child transaction: do the work,
+ *           return 0 or a negative code (the child is then aborted, so a
+ *           failed apply leaves no trace in the database); it may change
+ *           the in-memory session table only through meta_sess_* functions
+ *           that record an undo entry, so a batch that fails to commit can
+ *           be rolled back in memory too
+ *   done    on the writer thread after the batch committed (optional):
+ *           post-commit effects (cluster registry, wakeups, reply bodies
+ *           that depend on them)
+ *   lost    optional: the reply of a successful wop could not be sent
+ *           (the client went away): undo what the client will never know
+ *           it has (an open handle)
+ *   fini    optional: free what decode allocated
+ */
+#ifndef META_SERVER_INT_H
+#define META_SERVER_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "meta_server.h"
+#include "meta_store.h"
+#include "msg_cluster.h"
+#include "msg_meta.h"
+#include "msg_node.h"
+#include "net.h"
+
+#define META_BATCH_MAX 1000u        /* ops per group commit (LMDB child cost) */
+#define META_OPEN_TIMEOUT_MS 86400000u /* what mclient waits for a parked OPEN */
+#define META_CKSUM_XATTR "ckptfs.crc32c" /* internal: never shown to clients */
+
+struct meta_server;
+struct meta_wop;
+
+struct meta_wop_type {
+    const char *name;
+    size_t msg_size;  /* bytes of w->msg */
+    int (*decode)(const void *body, size_t len, void *msg);
+    int (*apply)(struct meta_server *srv, MDB_txn *txn, struct meta_wop *w);
+    void (*done)(struct meta_server *srv, struct meta_wop *w);
+    void (*lost)(struct meta_server *srv, struct meta_wop *w);
+    void (*fini)(struct meta_wop *w);
+};
+
+struct meta_wop {
+    struct meta_wop *next;             /* queue / waiter list link */
+    const struct meta_wop_type *type;
+    struct ckpt_req *req;              /* NULL for internal wops */
+    int status;                        /* apply's result */
+    bool park;                         /* apply: must wait for writers */
+    bool wake;                         /* apply: a writer went away */
+    bool kick_delq;                    /* apply: deletions were queued */
+    uint64_t park_ino;                 /* the inode it waits on */
+    uint64_t park_session;             /* the session that waits */
+    uint64_t result[2];                /* per-type scratch (handle, ids) */
+    struct ckpt_wbuf reply;            /* reply body, written by apply/done */
+    uint8_t reply_buf[512];
+    void *msg;                         /* decoded request, msg_size bytes */
+};
+
+/* What a request is: answered from a read transaction on the receive
+ * thread, queued to the writer, or handled on the spot by a function that
+ * replies itself (heartbeats, lease renewals, the cluster map). */
+enum meta_op_kind {
+    META_OPK_READ = 1,
+    META_OPK_WRITE,
+    META_OPK_DIRECT,
+};
+
+typedef int (*meta_read_fn)(struct meta_server *srv, MDB_txn *rtxn,
+                            const struct ckpt_req *req, struct ckpt_wbuf *reply);
+typedef void (*meta_direct_fn)(struct meta_server *srv, struct ckpt_req *req);
+
+struct meta_op_desc {
+    uint16_t opcode;
+    enum meta_op_kind kind;
+    meta_read_fn read;
+    const struct meta_wop_type *write;
+    meta_direct_fn direct;
+};
+
+/* The dispatch table: X(OPCODE, kind-and-handler).  meta_server.c turns it
+ * into the lookup used for every request. */
+#define META_RD(fn) META_OPK_READ, fn, NULL, NULL
+#define META_WR(ty) META_OPK_WRITE, NULL, &ty, NULL
+#define META_DI(fn) META_OPK_DIRECT, NULL, NULL, fn
+#define META_DISPATCH(X)                                                      \
+    X(LOOKUP, META_RD(meta_rd_lookup))                                        \
+    X(GETATTR, META_RD(meta_rd_getattr))                                      \
+    X(SETATTR, META_WR(meta_wop_setattr))                                     \
+    X(MKNOD, META_WR(meta_wop_mknod))                                         \
+    X(MKDIR, META_WR(meta_wop_mkdir))                                         \
+    X(UNLINK, META_WR(meta_wop_unlink))                                       \
+    X(RMDIR, META_WR(meta_wop_rmdir))                                         \
+    X(RENAME, META_WR(meta_wop_rename))                                       \
+    X(LINK, META_WR(meta_wop_link))                                           \
+    X(SYMLINK, META_WR(meta_wop_symlink))                                     \
+    X(READLINK, META_RD(meta_rd_readlink))                                    \
+    X(READDIR, META_RD(meta_rd_readdir))                                      \
+    X(STATFS, META_RD(meta_rd_statfs))                                        \
+    X(SETXATTR, META_WR(meta_wop_setxattr))                                   \
+    X(GETXATTR, META_RD(meta_rd_getxattr))                                    \
+    X(LISTXATTR, META_RD(meta_rd_listxattr))                                  \
+    X(REMOVEXATTR, META_WR(meta_wop_removexattr))                             \
+    X(SESSION, META_DI(meta_di_session))                                      \
+    X(OPEN, META_WR(meta_wop_open))                                           \
+    X(CREATE, META_WR(meta_wop_create))                                       \
+    X(FLUSHED, META_WR(meta_wop_flushed))                                     \
+    X(RELEASE, META_WR(meta_wop_release))                                     \
+    X(DEGRADED, META_WR(meta_wop_degraded))                                   \
+    X(NODE_REGISTER, META_WR(meta_wop_node_register))                         \
+    X(HEARTBEAT, META_DI(meta_di_heartbeat))                                  \
+    X(CLUSTER_MAP, META_DI(meta_di_cluster_map))
+
+/* Handlers, by file. */
+/* meta_ops.c */
+int meta_rd_lookup(struct meta_server *, MDB_txn *, const struct ckpt_req *, struct ckpt_wbuf *);
+int meta_rd_getattr(struct meta_server *, MDB_txn *, const struct ckpt_req *, struct ckpt_wbuf *);
+int meta_rd_readlink(struct meta_server *, MDB_txn *, const struct ckpt_req *, struct ckpt_wbuf *);
+int meta_rd_readdir(struct meta_server *, MDB_txn *, const struct ckpt_req *, struct ckpt_wbuf *);
+int meta_rd_statfs(struct meta_server *, MDB_txn *, const struct ckpt_req *, struct ckpt_wbuf *);
+int meta_rd_getxattr(struct meta_server *, MDB_txn *, const struct ckpt_req *, struct ckpt_wbuf *);
+int meta_rd_listxattr(struct meta_server *, MDB_txn *, const struct ckpt_req *, struct ckpt_wbuf *);
+extern const struct meta_wop_type meta_wop_setattr, meta_wop_mknod, meta_wop_mkdir,
+    meta_wop_unlink, meta_wop_rmdir, meta_wop_rename, meta_wop_link, meta_wop_symlink,
+    meta_wop_setxattr, meta_wop_removexattr, meta_wop_degraded, meta_wop_reap;
+/* meta_session.c */
+void meta_di_session(struct meta_server *, struct ckpt_req *);
+extern const struct meta_wop_type meta_wop_open, meta_wop_create, meta_wop_flushed,
+    meta_wop_release, meta_wop_session_new, meta_wop_session_end, meta_wop_drop_handle;
+/* meta_cluster.c */
+void meta_di_heartbeat(struct meta_server *, struct ckpt_req *);
+void meta_di_cluster_map(struct meta_server *, struct ckpt_req *);
+extern const struct meta_wop_type meta_wop_node_register;
+/* meta_delq.c */
+extern const struct meta_wop_type meta_wop_delq_done;
+
+/* ---- the server object ------------------------------------------------- */
+
+struct meta_sessions; /* meta_session.c */
+struct meta_cluster;  /* meta_cluster.c */
+struct meta_delq;     /* meta_delq.c */
+struct meta_undo_log; /* meta_session.c */
+
+/*
+ * Lock order: sess_lock, then wq_lock.  cl_lock, mon_lock and log_lock are
+ * leaves (never held while taking another lock).  The writer thread runs
+ * LMDB calls without holding sess_lock: it is the only thread that changes
+ * the session table's handles, so what it read stays true until it changes
+ * it itself.
+ */
+struct meta_server {
+    struct meta_server_opts opts;   /* read-only after create */
+    meta_store *st;
+    ckpt_net *net;
+    ckpt_server *rpc;
+    uint16_t port;
+
+    /* writer queue */
+    pthread_mutex_t wq_lock;
+    pthread_cond_t wq_cond;
+    struct meta_wop *wq_head, *wq_tail; /* protected by wq_lock */
+    bool wq_stop;                       /* protected by wq_lock */
+    pthread_t writer;
+    bool writer_started;
+
+    /* monitor thread (failure detection, lease expiry) */
+    pthread_mutex_t mon_lock;
+    pthread_cond_t mon_cond;
+    bool mon_stop;                      /* protected by mon_lock */
+    pthread_t monitor;
+    bool monitor_started;
+
+    pthread_mutex_t sess_lock;
+    struct meta_sessions *sess;         /* protected by sess_lock */
+    pthread_mutex_t cl_lock;
+    struct meta_cluster *cl;            /* protected by cl_lock */
+    struct meta_delq *dq;               /* meta_delq.c, own lock */
+
+    MDB_dbi dbi_degraded;               /* ino + data_gen + stripe -> mask */
+
+    /* Reset read transactions kept for re-use: renewing one keeps its
+     * LMDB reader slot, so a read does not take LMDB's reader-table lock. */
+    pthread_mutex_t rtx_lock;
+    MDB_txn *rtx_pool[64];              /* protected by rtx_lock */
+    int rtx_n;                          /* protected by rtx_lock */
+
+    /* counters */
+    atomic_uint_fast64_t n_batches, n_write_ops, max_batch, n_delq_sent, n_failed_batches;
+    pthread_mutex_t log_lock;
+    uint64_t last_enospc_log_ns;        /* protected by log_lock */
+};
+
+/* ---- meta_server.c ---------------------------------------------------- */
+
+/** Answer CKPT_E_PROTO, log and close the connection. */
+void meta_req_malformed(struct ckpt_req *req, int rc);
+/** Allocate a wop of a type (msg zeroed), for a request or internal use. */
+struct meta_wop *meta_wop_new(const struct meta_wop_type *type, struct ckpt_req *req);
+/** Free a wop (fini, reply buffer, an unanswered request). */
+void meta_wop_free(struct meta_wop *w);
+/** Queue a wop for the writer (at the front: a woken waiter). */
+void meta_wop_submit(struct meta_server *srv, struct meta_wop *w, bool front);
+/** @return the current time as a timespec (CLOCK_REALTIME). */
+struct timespec meta_now(void);
+/** Convert store attributes to wire attributes. */
+void meta_attr_to_wire(const struct meta_attr *a, struct ckpt_attr *out);
+/** Log at most once a second (placement failures). */
+bool meta_log_ratelimit(struct meta_server *srv);
+
+/* ---- meta_session.c -------------------------------------------------- */
+
+int meta_sess_init(struct meta_server *srv);
+void meta_sess_fini(struct meta_server *srv);
+/** True when some session holds ino open (caller: writer thread). */
+bool meta_sess_ino_open(struct meta_server *srv, uint64_t ino);
+/** Monitor: mark expired sessions and queue their release. */
+void meta_sess_tick(struct meta_server *srv, uint64_t now_ns);
+/** Writer: begin/rollback/forget the in-memory undo log of a batch. */
+void meta_sess_undo_mark(struct meta_server *srv, size_t *out_mark);
+void meta_sess_undo_rollback(struct meta_server *srv, size_t mark);
+void meta_sess_undo_clear(struct meta_server *srv);
+/** Writer, after a commit: put woken waiters back in the queue. */
+void meta_sess_wake(struct meta_server *srv);
+/** Writer, after a commit: a wop whose apply said park waits now. */
+void meta_sess_park(struct meta_server *srv, struct meta_wop *w);
+/** A connection went away: drop the OPENs it had waiting. */
+void meta_sess_conn_closed(struct meta_server *srv, ckpt_conn *conn);
+/** Shutdown: free every parked wop. */
+void meta_sess_drop_parked(struct meta_server *srv);
+void meta_sess_counts(struct meta_server *srv, uint64_t *out_sessions, uint64_t *out_parked);
+/** Queue a REAP of every orphan that no handle holds (start-up). */
+int meta_sess_reap_orphans(struct meta_server *srv);
+
+/* ---- meta_cluster.c -------------------------------------------------- */
+
+int meta_cluster_init(struct meta_server *srv);
+void meta_cluster_fini(struct meta_server *srv);
+/** Monitor: UP -> DOWN -> OUT for silent nodes. */
+void meta_cluster_tick(struct meta_server *srv, uint64_t now_ns);
+/**
+ * Choose l->width targets on distinct failure domains (width shrinks to
+ * the number of usable domains when larger, never below k+m).
+ * @return 0, or -ENOSPC (fewer than k+m usable domains; logged).
+ */
+int meta_cluster_place(struct meta_server *srv, struct ckpt_layout *l);
+/** Sum of capacity/free over targets of nodes that are not OUT. */
+void meta_cluster_space(struct meta_server *srv, uint64_t *out_cap, uint64_t *out_free);
+uint64_t meta_cluster_epoch(struct meta_server *srv);
+
+struct meta_delq_target {
+    uint32_t tid;
+    uint32_t node_id;
+    char host[CKPT_HOST_MAX + 1];
+    uint16_t port;
+};
+/** Targets whose node is UP: where queued deletions can be sent now.
+ *  @return count (<= cap). */
+size_t meta_cluster_live_targets(struct meta_server *srv, struct meta_delq_target *out,
+                                 size_t cap);
+
+/* ---- meta_delq.c ----------------------------------------------------- */
+
+int meta_delq_start(struct meta_server *srv);
+void meta_delq_stop(struct meta_server *srv);
+void meta_delq_kick(struct meta_server *srv);
+
+/* ---- shared by meta_ops.c and meta_session.c --------------------------- */
+
+/**
+ * The layout a new regular file in dir gets: the cluster default with the
+ * nearest directory layout applied, then placed.  @return 0, -ENOSPC,
+ * -EINVAL (a directory layout that does not fit: logged), store errors.
+ */
+int meta_new_file_layout(struct meta_server *srv, MDB_txn *txn, uint64_t dir,
+                         struct ckpt_layout *out);
+/** Destroy ino now if it has no name left and nobody holds it open. */
+int meta_reap_if_unused(struct meta_server *srv, MDB_txn *txn, uint64_t ino,
+                        struct meta_wop *w);
+/** Encode an attr reply. */
+int meta_reply_attr(struct ckpt_wbuf *reply, const struct meta_attr *a);
+
+#endif
