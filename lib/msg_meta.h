@@ -191,7 +191,9 @@ struct ckpt_msg_xattr_value {
 
 /* SESSION {session (0: new), name} -> {session, lease_ms}.  Renewing is
  * the same call with the session id; an expired or unknown session gets
- * -ESTALE (the client opens a new one and reopens its files). */
+ * -ESTALE (the client opens a new one and reopens its files).  Ending a
+ * session is the same call with the session id and an empty name: its
+ * opens are released at once, as if its lease had expired. */
 struct ckpt_msg_session {
     uint64_t session;
     char name[CKPT_CLIENT_NAME_MAX + 1];  /* e.g. "ckptfs@host:/ckpt" */
