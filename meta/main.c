@@ -18,6 +18,7 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "meta_metrics.h"
 #include "meta_server.h"
 #include "version.h"
 
@@ -130,6 +131,12 @@ int main(int argc, char **argv)
     rc = meta_server_create(&o, &srv);
     if (rc < 0)
         return fail(1, "cannot start", ckpt_strerror(rc));
+    ckpt_metrics *metrics = NULL;
+    const struct ckpt_config_addr *ma = &cfg.meta.metrics_listen;
+    if (ma->host[0] && (rc = meta_metrics_start(srv, ma->host, ma->port, &metrics)) < 0) {
+        meta_server_destroy(srv);
+        return fail(1, "cannot serve [meta] metrics_listen", ckpt_strerror(rc));
+    }
     FILE *pf = pidf ? fopen(pidf, "w") : NULL;
     if (pidf && (!pf || ((fprintf(pf, "%ld\n", (long)getpid()) < 0) | (fclose(pf) != 0))))
         CKPT_LOG_WARN("cannot write the pid file %s: %s", pidf, strerror(errno));
@@ -142,6 +149,7 @@ int main(int argc, char **argv)
         if (ckpt_log_reopen() < 0)
             CKPT_LOG_WARN("cannot reopen the log file");
     CKPT_LOG_INFO("shutting down");
+    ckpt_metrics_destroy(metrics);
     meta_server_destroy(srv);
     if (pidf)
         unlink(pidf);

@@ -137,4 +137,15 @@ META_PID=
 [ ! -e "$T/pid" ] || fail "pid file left behind"
 grep -q 'shutting down' "$T/meta.log" || fail "no shutdown line in the reopened log"
 ok "signals"
+
+# ---- 5. /metrics ([meta] metrics_listen) -------------------------------------------
+MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+start_meta $LISTEN --set meta.metrics_listen=127.0.0.1:$MPORT
+curl -sf "http://127.0.0.1:$MPORT/metrics" > "$T/metrics" || fail "no /metrics answer"
+grep -q '^# TYPE ckptfs_meta_commit_batches_total counter$' "$T/metrics" || fail "/metrics lacks batches"
+grep -q '^ckptfs_meta_map_epoch [0-9]' "$T/metrics" || fail "/metrics lacks the epoch"
+kill -TERM "$META_PID"
+wait "$META_PID" || fail "SIGTERM after /metrics: exit status $?"
+META_PID=
+ok "/metrics"
 echo "test_meta: all passed"
