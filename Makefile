@@ -1,7 +1,8 @@
 # ckptfs - top-level Makefile.  `make help` lists the targets.
 #
 #   make                 build everything into build/bin/
-#   make check           unit tests (Check) + cluster tests
+#   make check           unit tests (Check) + cluster tests + RDMA tests
+#   make check-rdma      only the RDMA tests (soft-RoCE in a qemu guest) + bench
 #   make check SANITIZE=1  the same under AddressSanitizer + UBSan (build/san/)
 #   make bench           throughput figures as ratios against this machine
 #   make demo            a whole cluster on this machine, narrated
@@ -88,7 +89,7 @@ HELPERS := $(patsubst tests/integration/%.c,$(B)/tests/%,$(HELPER_SRCS))
 # Keep intermediate objects of the test programs (no rebuild every run).
 .SECONDARY:
 
-.PHONY: all check unit-check cluster-check bench demo install clean distclean \
+.PHONY: all check check-rdma unit-check cluster-check bench demo install clean distclean \
         help asan coverage fuzz layering-check mancheck FORCE
 all: $(PROGS)
 
@@ -162,6 +163,20 @@ check: all $(UNIT) $(HELPERS) $(FUZZERS) layering-check
 	@echo "== fuzz smoke runs"
 	$(Q)set -e; for f in $(FUZZERS); do $$f -runs=200000 tests/fuzz/corpus/$$(basename $$f | sed 's/^fuzz_//') >/dev/null; echo "  ok $$f"; done
 	$(Q)BIN=$(BIN) TESTBIN=$(B)/tests scripts/run-integration.sh
+	@echo "== RDMA tests on soft-RoCE in a qemu guest (tests/rdma/run.sh test)"
+	$(Q)BIN=$(BIN) TESTBIN=$(B)/tests tests/rdma/run.sh test; rc=$$?; \
+	  if [ $$rc = 77 ]; then echo "== RDMA tests SKIPPED: the reason is printed above"; \
+	  elif [ $$rc != 0 ]; then echo "== RDMA tests FAILED (exit $$rc)"; exit $$rc; fi
+
+# RDMA for real where there is no RDMA hardware: the transport suite over
+# rdma/auto/tcp, the cluster over RDMA and the RDMA-vs-TCP benchmark, inside
+# a qemu guest running Debian's kernel with rdma_rxe (tests/rdma/run.sh
+# installs qemu and fetches that kernel; it skips, saying why, where it
+# cannot run).  The guest kernel is cached in build/rdma-vm/.
+check-rdma: all $(UNIT) $(B)/tests/bench_net
+	$(Q)BIN=$(BIN) TESTBIN=$(B)/tests tests/rdma/run.sh all; rc=$$?; \
+	  if [ $$rc = 77 ]; then echo "== RDMA tests SKIPPED: the reason is printed above"; \
+	  elif [ $$rc != 0 ]; then echo "== RDMA tests FAILED (exit $$rc)"; exit $$rc; fi
 
 unit-check: $(UNIT)
 	$(Q)$(UNIT)

@@ -11,8 +11,24 @@
  *     connection fails or is shut down.
  *   - timer thread, one per ckpt_net (net_timer): every 20 ms expires
  *     waiting calls whose deadline passed.
- *   - accept thread, one per server (server_acceptor).
+ *   - accept thread, one per listener of a server (server_acceptor): a
+ *     server listens on TCP, and on a net with RDMA also on RDMA at the
+ *     same port number.
  *   Sends run on the caller's thread under conn->send_lock.
+ *
+ * Transports.  net->tops is the net's own choice (tcp, or rdma for
+ * transport=rdma|auto when a local RDMA device exists); each connection
+ * carries the transport it was made with (conn->tops), so an auto net
+ * talks RDMA to peers that offer it and TCP to the rest.  Bulk buffers come
+ * from the RDMA transport whenever the net has RDMA (registered memory,
+ * cached here by size class so the data path never registers), else from
+ * the TCP transport (plain aligned memory).
+ *
+ * Expiry on RDMA.  A call whose response bulk the peer may still RDMA
+ * WRITE into the caller's registered buffer cannot be revoked one by one
+ * (that would take memory windows): when the transport says so
+ * (call_expired), the timer fails the connection - which moves the QP to
+ * the error state - before it completes the call with -ETIMEDOUT.
  *
  * A call's life, protected by conn->lock.  priv_flags holds three bits:
  * SENDING (its sender is inside send_msg), RECEIVING (the receive thread is
@@ -48,6 +64,7 @@
 #include "net.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -67,9 +84,12 @@
 #define CALL_RECEIVING 0x2u /* the reader is filling bulk_in */
 #define CALL_RESPONDED 0x4u /* response complete; the sender completes it */
 
-#define BUF_MIN_SHIFT 16 /* 64 KiB: smaller buffers come from malloc */
+#define BUF_MIN_SHIFT 12 /* 4 KiB (RDMA nets cache every registered size) */
+#define BUF_TCP_MIN_SHIFT 16 /* TCP nets: smaller buffers come from malloc */
 #define BUF_MAX_SHIFT 27 /* 128 MiB */
 #define BUF_CLASSES (BUF_MAX_SHIFT - BUF_MIN_SHIFT + 1)
+#define EXPIRED_FENCE 2u /* priv_deadline_ns of an expired call whose
+                            connection must fail first (see DESIGN) */
 
 struct buf_free {
     struct buf_free *next;
@@ -81,7 +101,11 @@ struct ckpt_net {
     struct buf_free *buf_cache[BUF_CLASSES]; /* protected by buf_lock */
     size_t buf_cached_bytes;                 /* protected by buf_lock */
     char name[HANDSHAKE_NAME_MAX + 1];
-    const struct ckpt_transport_ops *tops;
+    const struct ckpt_transport_ops *tops; /* the net's own choice */
+    void *rdma_ctx;            /* per-net RDMA state, or NULL */
+    const struct ckpt_transport_ops *btops; /* where bulk buffers come from */
+    void *bctx;
+    int buf_min_shift;
     pthread_mutex_t lock;
     pthread_cond_t cond;       /* nreaders changes, timer stop */
     struct ckpt_conn *conns;   /* protected by lock */
@@ -109,12 +133,19 @@ struct ckpt_conn {
     struct ckpt_conn *sprev, *snext;           /* srv->conns, srv->lock */
 };
 
+struct srv_listener {
+    ckpt_server *srv;
+    const struct ckpt_transport_ops *tops;
+    struct ckpt_tlisten *l;
+    pthread_t acceptor;
+    bool started;
+};
+
 struct ckpt_server {
     ckpt_net *net;
-    struct ckpt_tlisten *l;
+    struct srv_listener ls[2]; /* [0] TCP, [1] RDMA (l NULL when not) */
     const struct ckpt_server_ops *ops;
     void *ctx;
-    pthread_t acceptor;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct ckpt_conn *conns; /* protected by lock */
@@ -126,6 +157,7 @@ struct ckpt_peer {
     pthread_mutex_t lock;
     char host[256];        /* protected by lock */
     uint16_t port;         /* protected by lock */
+    uint16_t rdma_port;    /* protected by lock */
     ckpt_conn *conn;       /* protected by lock */
     uint32_t backoff_ms;   /* protected by lock */
     uint64_t next_try_ns;  /* protected by lock */
@@ -141,13 +173,39 @@ uint64_t ckpt_now_ns(void)
 
 static void *net_timer(void *arg);
 
+const char *ckpt_transport_name(enum ckpt_transport_kind kind)
+{
+    switch (kind) {
+    case CKPT_TRANSPORT_TCP:
+        return "tcp";
+    case CKPT_TRANSPORT_RDMA:
+        return "rdma";
+    case CKPT_TRANSPORT_AUTO:
+        return "auto";
+    }
+    return "?";
+}
+
+int ckpt_transport_parse(const char *s, enum ckpt_transport_kind *out)
+{
+    if (!s || !out)
+        return -EINVAL;
+    if (strcmp(s, "tcp") == 0)
+        *out = CKPT_TRANSPORT_TCP;
+    else if (strcmp(s, "rdma") == 0)
+        *out = CKPT_TRANSPORT_RDMA;
+    else if (strcmp(s, "auto") == 0)
+        *out = CKPT_TRANSPORT_AUTO;
+    else
+        return -EINVAL;
+    return 0;
+}
+
 int ckpt_net_create(const struct ckpt_net_opts *opts, ckpt_net **out)
 {
     int rc;
-    if (!opts || !out)
+    if (!opts || !out || (unsigned)opts->transport > CKPT_TRANSPORT_AUTO)
         return -EINVAL;
-    if (opts->transport == CKPT_TRANSPORT_RDMA)
-        return -EPROTONOSUPPORT;
     rc = ckpt_auth_init();
     if (rc < 0)
         return rc;
@@ -164,11 +222,28 @@ int ckpt_net_create(const struct ckpt_net_opts *opts, ckpt_net **out)
     if (!net->opts.call_timeout_ms)
         net->opts.call_timeout_ms = 30000;
     net->tops = &ckpt_transport_tcp;
+    net->btops = &ckpt_transport_tcp;
+    net->buf_min_shift = BUF_TCP_MIN_SHIFT;
+    if (opts->transport != CKPT_TRANSPORT_TCP) {
+        rc = ckpt_transport_rdma.ctx_create(net, &net->rdma_ctx);
+        if (rc < 0 && opts->transport == CKPT_TRANSPORT_RDMA) {
+            ckpt_free(net);
+            return -EPROTONOSUPPORT;
+        }
+        if (rc == 0) {
+            net->tops = &ckpt_transport_rdma;
+            net->btops = &ckpt_transport_rdma;
+            net->bctx = net->rdma_ctx;
+            net->buf_min_shift = BUF_MIN_SHIFT;
+        }
+    }
     pthread_mutex_init(&net->buf_lock, NULL);
     pthread_mutex_init(&net->lock, NULL);
     pthread_cond_init(&net->cond, NULL);
     rc = pthread_create(&net->timer, NULL, net_timer, net);
     if (rc) {
+        if (net->rdma_ctx)
+            ckpt_transport_rdma.ctx_destroy(net->rdma_ctx);
         pthread_cond_destroy(&net->cond);
         pthread_mutex_destroy(&net->lock);
         pthread_mutex_destroy(&net->buf_lock);
@@ -219,21 +294,32 @@ void ckpt_net_destroy(ckpt_net *net)
         while (net->buf_cache[c]) {
             struct buf_free *b = net->buf_cache[c];
             net->buf_cache[c] = b->next;
-            net->tops->buf_free(b);
+            net->btops->buf_free(net->bctx, b, (size_t)1 << (c + BUF_MIN_SHIFT));
         }
     }
+    if (net->rdma_ctx)
+        ckpt_transport_rdma.ctx_destroy(net->rdma_ctx);
     pthread_cond_destroy(&net->cond);
     pthread_mutex_destroy(&net->lock);
     pthread_mutex_destroy(&net->buf_lock);
     ckpt_free(net);
 }
 
-/* Size class of len, or -1 for buffers too small or too big to cache. */
-static int buf_class(size_t len)
+bool ckpt_net_has_rdma(const ckpt_net *net)
 {
-    if (len <= (1u << BUF_MIN_SHIFT) / 2 || len > (1u << BUF_MAX_SHIFT))
+    return net && net->rdma_ctx != NULL;
+}
+
+/* Size class of len, or -1 for buffers too small or too big to cache. */
+static int buf_class(const ckpt_net *net, size_t len)
+{
+    if (len > (1u << BUF_MAX_SHIFT))
         return -1;
-    int shift = BUF_MIN_SHIFT;
+    /* TCP: small buffers are plain malloc.  RDMA: every size is cached,
+     * since each fresh one costs a registration. */
+    if (net->buf_min_shift != BUF_MIN_SHIFT && len <= (1u << net->buf_min_shift) / 2)
+        return -1;
+    int shift = net->buf_min_shift;
     while (((size_t)1 << shift) < len)
         shift++;
     return shift - BUF_MIN_SHIFT;
@@ -241,9 +327,9 @@ static int buf_class(size_t len)
 
 void *ckpt_net_buf_alloc(ckpt_net *net, size_t len)
 {
-    int c = buf_class(len);
+    int c = buf_class(net, len);
     if (c < 0)
-        return net->tops->buf_alloc(len);
+        return net->btops->buf_alloc(net->bctx, len);
     pthread_mutex_lock(&net->buf_lock);
     struct buf_free *b = net->buf_cache[c];
     if (b) {
@@ -253,14 +339,14 @@ void *ckpt_net_buf_alloc(ckpt_net *net, size_t len)
     pthread_mutex_unlock(&net->buf_lock);
     if (b)
         return b;
-    return net->tops->buf_alloc((size_t)1 << (c + BUF_MIN_SHIFT));
+    return net->btops->buf_alloc(net->bctx, (size_t)1 << (c + BUF_MIN_SHIFT));
 }
 
 void ckpt_net_buf_free(ckpt_net *net, void *buf, size_t len)
 {
     if (!buf)
         return;
-    int c = buf_class(len);
+    int c = buf_class(net, len);
     if (c >= 0) {
         size_t sz = (size_t)1 << (c + BUF_MIN_SHIFT);
         pthread_mutex_lock(&net->buf_lock);
@@ -274,19 +360,20 @@ void ckpt_net_buf_free(ckpt_net *net, void *buf, size_t len)
         pthread_mutex_unlock(&net->buf_lock);
     }
     if (buf)
-        net->tops->buf_free(buf);
+        net->btops->buf_free(net->bctx, buf, len);
 }
 
 /* ---- connections ------------------------------------------------------- */
 
-static int conn_new(ckpt_net *net, struct ckpt_tconn *t, const struct ckpt_server_ops *ops,
-                    void *ctx, ckpt_server *srv, ckpt_conn **out)
+static int conn_new(ckpt_net *net, const struct ckpt_transport_ops *tops, struct ckpt_tconn *t,
+                    const struct ckpt_server_ops *ops, void *ctx, ckpt_server *srv,
+                    ckpt_conn **out)
 {
     ckpt_conn *c = ckpt_calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
     c->net = net;
-    c->tops = net->tops;
+    c->tops = tops;
     c->t = t;
     atomic_init(&c->refs, 1);
     pthread_mutex_init(&c->lock, NULL);
@@ -347,6 +434,11 @@ const char *ckpt_conn_peer(const ckpt_conn *conn)
 const char *ckpt_conn_transport(const ckpt_conn *conn)
 {
     return conn->tops->name;
+}
+
+enum ckpt_transport_kind ckpt_conn_transport_kind(const ckpt_conn *conn)
+{
+    return conn->tops->kind;
 }
 
 const char *ckpt_conn_peer_name(const ckpt_conn *conn)
@@ -972,18 +1064,55 @@ static int start_reader(ckpt_conn *conn)
     return 0;
 }
 
+/* The transport connection: RDMA or TCP as the net's policy says (see
+ * ckpt_net_connect_ex). */
+static int transport_connect(ckpt_net *net, const char *host, uint16_t port,
+                             uint16_t rdma_port, const struct ckpt_transport_ops **out_tops,
+                             struct ckpt_tconn **out)
+{
+    int rc;
+    uint32_t ctmo = net->opts.connect_timeout_ms, iotmo = net->opts.io_timeout_ms;
+    if (net->opts.transport == CKPT_TRANSPORT_RDMA && !rdma_port)
+        return -EPROTONOSUPPORT;
+    if (net->rdma_ctx && rdma_port) {
+        rc = ckpt_transport_rdma.connect(net->rdma_ctx, host, rdma_port, ctmo, iotmo, out);
+        if (rc == 0) {
+            *out_tops = &ckpt_transport_rdma;
+            return 0;
+        }
+        if (net->opts.transport == CKPT_TRANSPORT_RDMA || !port)
+            return rc;
+        CKPT_LOG_DEBUG("net: RDMA to %s:%u failed (" CKPT_RC_FMT "), trying TCP", host,
+                       (unsigned)rdma_port, CKPT_RC_ARGS(rc));
+    }
+    if (!port)
+        return -EINVAL;
+    rc = ckpt_transport_tcp.connect(NULL, host, port, ctmo, iotmo, out);
+    if (rc == 0)
+        *out_tops = &ckpt_transport_tcp;
+    return rc;
+}
+
 int ckpt_net_connect(ckpt_net *net, const char *host, uint16_t port,
                      const struct ckpt_server_ops *ops, void *ctx, ckpt_conn **out)
 {
+    return ckpt_net_connect_ex(net, host, port, port, ops, ctx, out);
+}
+
+int ckpt_net_connect_ex(ckpt_net *net, const char *host, uint16_t port, uint16_t rdma_port,
+                        const struct ckpt_server_ops *ops, void *ctx, ckpt_conn **out)
+{
     struct ckpt_tconn *t = NULL;
     ckpt_conn *conn = NULL;
-    int rc = net->tops->connect(host, port, net->opts.connect_timeout_ms,
-                                net->opts.io_timeout_ms, &t);
+    const struct ckpt_transport_ops *tops = NULL;
+    if (!net || !host || !out)
+        return -EINVAL;
+    int rc = transport_connect(net, host, port, rdma_port, &tops, &t);
     if (rc < 0)
         return rc;
-    rc = conn_new(net, t, ops, ctx, NULL, &conn);
+    rc = conn_new(net, tops, t, ops, ctx, NULL, &conn);
     if (rc < 0) {
-        net->tops->destroy(t);
+        tops->destroy(t);
         return rc;
     }
     rc = handshake_client(conn);
@@ -1026,6 +1155,14 @@ static void *net_timer(void *arg)
                         *pp = call->priv_next;
                         call->priv_next = expired;
                         expired = call;
+                        call->priv_deadline_ns = 0;
+                        if (c->tops->call_expired &&
+                            c->tops->call_expired(c->t, call->priv_req_id)) {
+                            /* c is open (it had a waiting call): its
+                             * receive thread holds a reference. */
+                            ckpt_conn_get(c);
+                            call->priv_deadline_ns = EXPIRED_FENCE;
+                        }
                     } else {
                         pp = &call->priv_next;
                     }
@@ -1040,6 +1177,13 @@ static void *net_timer(void *arg)
             struct ckpt_call *call = expired;
             expired = call->priv_next;
             call->priv_next = NULL;
+            if (call->priv_deadline_ns == EXPIRED_FENCE) {
+                CKPT_LOG_DEBUG("net: call %" PRIu64 " to %s expired with its buffer lent to "
+                               "the peer: closing the connection",
+                               call->priv_req_id, ckpt_conn_peer(call->priv_conn));
+                conn_fail(call->priv_conn, -ETIMEDOUT);
+                ckpt_conn_put(call->priv_conn);
+            }
             call_complete(call, -ETIMEDOUT);
         }
         pthread_mutex_lock(&net->lock);
@@ -1068,11 +1212,12 @@ static void server_conn_gone(ckpt_conn *conn)
 
 static void *server_acceptor(void *arg)
 {
-    ckpt_server *srv = arg;
+    struct srv_listener *sl = arg;
+    ckpt_server *srv = sl->srv;
     ckpt_net *net = srv->net;
     for (;;) {
         struct ckpt_tconn *t = NULL;
-        int rc = net->tops->accept(srv->l, &t);
+        int rc = sl->tops->accept(sl->l, &t);
         if (rc == CKPT_E_CLOSED)
             break;
         if (rc < 0) {
@@ -1082,9 +1227,9 @@ static void *server_acceptor(void *arg)
             continue;
         }
         ckpt_conn *conn = NULL;
-        rc = conn_new(net, t, srv->ops, srv->ctx, srv, &conn);
+        rc = conn_new(net, sl->tops, t, srv->ops, srv->ctx, srv, &conn);
         if (rc < 0) {
-            net->tops->destroy(t);
+            sl->tops->destroy(t);
             continue;
         }
         pthread_mutex_lock(&srv->lock);
@@ -1106,6 +1251,48 @@ static void *server_acceptor(void *arg)
     return NULL;
 }
 
+/*
+ * TCP on host:port, and on a net with RDMA also RDMA on the same port
+ * number (rdma_cm has its own port space), so that a client that knows one
+ * port can reach either.  With port 0 the TCP port is picked first and
+ * RDMA follows; if RDMA cannot have that number, both try again.  An auto
+ * net whose RDMA listener cannot start serves TCP only.
+ */
+static int server_listen(ckpt_server *srv, const char *host, uint16_t port)
+{
+    ckpt_net *net = srv->net;
+    uint32_t iotmo = net->opts.io_timeout_ms;
+    int rc = 0;
+    for (int attempt = 0; attempt < 16; attempt++) {
+        rc = ckpt_transport_tcp.listen(NULL, host, port, iotmo, &srv->ls[0].l);
+        if (rc < 0)
+            return rc;
+        if (!net->rdma_ctx)
+            return 0;
+        uint16_t p = ckpt_transport_tcp.listen_port(srv->ls[0].l);
+        rc = ckpt_transport_rdma.listen(net->rdma_ctx, host, p, iotmo, &srv->ls[1].l);
+        if (rc == 0)
+            return 0;
+        if (rc == -EADDRINUSE && port == 0) {
+            ckpt_transport_tcp.listen_free(srv->ls[0].l);
+            srv->ls[0].l = NULL;
+            continue;
+        }
+        break;
+    }
+    srv->ls[1].l = NULL;
+    if (net->opts.transport == CKPT_TRANSPORT_AUTO && srv->ls[0].l) {
+        CKPT_LOG_INFO("net: serving %s:%u over TCP only: RDMA listen failed: " CKPT_RC_FMT,
+                      host ? host : "*", (unsigned)ckpt_transport_tcp.listen_port(srv->ls[0].l),
+                      CKPT_RC_ARGS(rc));
+        return 0;
+    }
+    if (srv->ls[0].l)
+        ckpt_transport_tcp.listen_free(srv->ls[0].l);
+    srv->ls[0].l = NULL;
+    return rc;
+}
+
 int ckpt_server_start(ckpt_net *net, const char *host, uint16_t port,
                       const struct ckpt_server_ops *ops, void *ctx, ckpt_server **out)
 {
@@ -1119,16 +1306,31 @@ int ckpt_server_start(ckpt_net *net, const char *host, uint16_t port,
     srv->ctx = ctx;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->cond, NULL);
-    int rc = net->tops->listen(host, port, net->opts.io_timeout_ms, &srv->l);
+    srv->ls[0].tops = &ckpt_transport_tcp;
+    srv->ls[1].tops = &ckpt_transport_rdma;
+    int rc = server_listen(srv, host, port);
     if (rc < 0)
         goto out_free;
-    rc = -pthread_create(&srv->acceptor, NULL, server_acceptor, srv);
-    if (rc < 0)
-        goto out_listen;
+    for (int i = 0; i < 2; i++) {
+        srv->ls[i].srv = srv;
+        if (!srv->ls[i].l)
+            continue;
+        rc = -pthread_create(&srv->ls[i].acceptor, NULL, server_acceptor, &srv->ls[i]);
+        if (rc < 0)
+            goto out_listen;
+        srv->ls[i].started = true;
+    }
     *out = srv;
     return 0;
 out_listen:
-    net->tops->listen_free(srv->l);
+    for (int i = 0; i < 2; i++) {
+        if (srv->ls[i].started) {
+            srv->ls[i].tops->listen_shutdown(srv->ls[i].l);
+            pthread_join(srv->ls[i].acceptor, NULL);
+        }
+        if (srv->ls[i].l)
+            srv->ls[i].tops->listen_free(srv->ls[i].l);
+    }
 out_free:
     pthread_cond_destroy(&srv->cond);
     pthread_mutex_destroy(&srv->lock);
@@ -1138,16 +1340,24 @@ out_free:
 
 uint16_t ckpt_server_port(const ckpt_server *srv)
 {
-    return srv->net->tops->listen_port(srv->l);
+    return srv->ls[0].tops->listen_port(srv->ls[0].l);
+}
+
+uint16_t ckpt_server_rdma_port(const ckpt_server *srv)
+{
+    return srv->ls[1].l ? srv->ls[1].tops->listen_port(srv->ls[1].l) : 0;
 }
 
 void ckpt_server_stop(ckpt_server *srv)
 {
     if (!srv)
         return;
-    ckpt_net *net = srv->net;
-    net->tops->listen_shutdown(srv->l);
-    pthread_join(srv->acceptor, NULL);
+    for (int i = 0; i < 2; i++) {
+        if (srv->ls[i].started) {
+            srv->ls[i].tops->listen_shutdown(srv->ls[i].l);
+            pthread_join(srv->ls[i].acceptor, NULL);
+        }
+    }
     pthread_mutex_lock(&srv->lock);
     for (;;) {
         ckpt_conn *victim = NULL;
@@ -1168,7 +1378,9 @@ void ckpt_server_stop(ckpt_server *srv)
     while (srv->nreaders > 0)
         pthread_cond_wait(&srv->cond, &srv->lock);
     pthread_mutex_unlock(&srv->lock);
-    net->tops->listen_free(srv->l);
+    for (int i = 0; i < 2; i++)
+        if (srv->ls[i].l)
+            srv->ls[i].tops->listen_free(srv->ls[i].l);
     pthread_cond_destroy(&srv->cond);
     pthread_mutex_destroy(&srv->lock);
     ckpt_free(srv);
@@ -1177,6 +1389,12 @@ void ckpt_server_stop(ckpt_server *srv)
 /* ---- peers ---------------------------------------------------------------------- */
 
 int ckpt_peer_create(ckpt_net *net, const char *host, uint16_t port, ckpt_peer **out)
+{
+    return ckpt_peer_create_ex(net, host, port, port, out);
+}
+
+int ckpt_peer_create_ex(ckpt_net *net, const char *host, uint16_t port, uint16_t rdma_port,
+                        ckpt_peer **out)
 {
     if (!net || !host || strlen(host) >= sizeof(((ckpt_peer *)0)->host))
         return -EINVAL;
@@ -1187,6 +1405,7 @@ int ckpt_peer_create(ckpt_net *net, const char *host, uint16_t port, ckpt_peer *
     pthread_mutex_init(&p->lock, NULL);
     snprintf(p->host, sizeof(p->host), "%s", host);
     p->port = port;
+    p->rdma_port = rdma_port;
     *out = p;
     return 0;
 }
@@ -1202,6 +1421,11 @@ void ckpt_peer_destroy(ckpt_peer *peer)
 
 int ckpt_peer_set_addr(ckpt_peer *peer, const char *host, uint16_t port)
 {
+    return ckpt_peer_set_addr_ex(peer, host, port, port);
+}
+
+int ckpt_peer_set_addr_ex(ckpt_peer *peer, const char *host, uint16_t port, uint16_t rdma_port)
+{
     if (!host || strlen(host) >= sizeof(peer->host))
         return -EINVAL;
     pthread_mutex_lock(&peer->lock);
@@ -1209,6 +1433,7 @@ int ckpt_peer_set_addr(ckpt_peer *peer, const char *host, uint16_t port)
     peer->conn = NULL;
     snprintf(peer->host, sizeof(peer->host), "%s", host);
     peer->port = port;
+    peer->rdma_port = rdma_port;
     peer->backoff_ms = 0;
     peer->next_try_ns = 0;
     pthread_mutex_unlock(&peer->lock);
@@ -1238,7 +1463,8 @@ int ckpt_peer_conn(ckpt_peer *peer, ckpt_conn **out)
         if (now < peer->next_try_ns) {
             rc = peer->last_err ? peer->last_err : CKPT_E_CLOSED;
         } else {
-            rc = ckpt_net_connect(peer->net, peer->host, peer->port, NULL, NULL, &peer->conn);
+            rc = ckpt_net_connect_ex(peer->net, peer->host, peer->port, peer->rdma_port, NULL,
+                                     NULL, &peer->conn);
             if (rc < 0) {
                 peer->conn = NULL;
                 peer->backoff_ms = peer->backoff_ms ? peer->backoff_ms * 2 : 100;

@@ -7,10 +7,20 @@
  * server ops answers them).  Each message is a header + body (proto.h) plus
  * optional bulk data that moves between caller-provided buffers without an
  * intermediate copy: on TCP the bulk is written with the header in one
- * writev and read straight into the destination buffer; on RDMA (later) it
- * moves by one-sided READ/WRITE between buffers from ckpt_net_buf_alloc(),
- * which are the registered pools.  Bulk buffers should therefore come from
- * ckpt_net_buf_alloc() (any buffer works on TCP).
+ * writev and read straight into the destination buffer; on RDMA it moves by
+ * one-sided READ/WRITE between buffers from ckpt_net_buf_alloc(), which are
+ * the registered pools (the receiver of a request READs its bulk; the
+ * responder WRITEs response bulk into the caller's bulk_in).  Bulk buffers
+ * should therefore come from ckpt_net_buf_alloc(): any buffer works, but on
+ * RDMA other memory costs one copy through a registered staging buffer.
+ *
+ * Transports (ckpt_net_opts.transport): tcp; rdma (-EPROTONOSUPPORT at
+ * create when no RDMA device exists); auto (RDMA with peers that offer it
+ * when a local device exists, else TCP).  A server on a net with RDMA
+ * listens on TCP and on RDMA at the same port number.  ckpt_net_connect()
+ * tries RDMA at the given port on such a net (auto falls back to TCP);
+ * ckpt_net_connect_ex() takes the peer's RDMA port separately (from the
+ * cluster map; 0 = the peer offers no RDMA).
  *
  * Both ends prove they hold the cluster key before anything else is
  * exchanged (auth.h); a peer without it is disconnected, with a log line on
@@ -23,7 +33,11 @@
  * it fails this way), -EMSGSIZE (the response bulk did not fit bulk_in_cap)
  * or CKPT_E_PROTO (the peer sent a malformed response; the connection is
  * closed).  A malformed or hostile message never crashes the process: the
- * connection is closed and the reason logged.
+ * connection is closed and the reason logged.  On RDMA, a call that expires
+ * while the peer still holds the key to its registered bulk_in also closes
+ * the connection (other pending calls fail with CKPT_E_CLOSED): that is the
+ * only way to revoke the peer's access before the caller reuses the buffer.
+ * A QP or device error fails pending calls like a dead peer.
  *
  * Threads: each connection has one receive thread; sends run on the
  * caller's thread under a per-connection send lock; one timer thread per
@@ -53,12 +67,17 @@ enum ckpt_transport_kind {
     CKPT_TRANSPORT_AUTO = 2,
 };
 
+/** @return "tcp", "rdma", "auto" (or "?" for a value out of range). */
+const char *ckpt_transport_name(enum ckpt_transport_kind kind);
+/** @brief Parse "tcp" | "rdma" | "auto".  @return 0, or -EINVAL. */
+int ckpt_transport_parse(const char *s, enum ckpt_transport_kind *out);
+
 #define CKPT_NET_KEY_LEN 32
 
 struct ckpt_net_opts {
     uint8_t key[CKPT_NET_KEY_LEN]; /* the cluster key (auth.h) */
     const char *name;              /* who we are, for peers' logs */
-    enum ckpt_transport_kind transport;
+    enum ckpt_transport_kind transport; /* tcp (0), rdma or auto */
     uint32_t connect_timeout_ms;   /* 0: 5000 */
     uint32_t io_timeout_ms;        /* a peer stalled mid-message this long is
                                       dead; 0: 30000 */
@@ -67,12 +86,17 @@ struct ckpt_net_opts {
 
 /**
  * @brief Create a network context (starts its timer thread).
- * @param[in] opts  copied
+ * @param[in] opts  copied.  transport auto looks for RDMA devices (through
+ *            librdmacm) and uses them when there are any.
  * @param[out] out
  * @return 0, -EINVAL (bad options), -ENOMEM, or -errno from pthread_create.
- *         -EPROTONOSUPPORT when RDMA is asked for and not built/available.
+ *         -EPROTONOSUPPORT when RDMA is asked for and no device exists.
  */
 int ckpt_net_create(const struct ckpt_net_opts *opts, ckpt_net **out);
+
+/** @return true when the net uses RDMA: transport rdma, or auto and a local
+ *  RDMA device was found at ckpt_net_create(). */
+bool ckpt_net_has_rdma(const ckpt_net *net);
 
 /**
  * @brief Close every connection still open, stop the timer thread, free.
@@ -82,10 +106,12 @@ int ckpt_net_create(const struct ckpt_net_opts *opts, ckpt_net **out);
 void ckpt_net_destroy(ckpt_net *net);
 
 /**
- * @brief Allocate a bulk-data buffer (page aligned; registered memory on
- * RDMA).  Buffers of 64 KiB and more come from a cache of power-of-two
- * size classes (at most CKPT_NET_BUF_CACHE_BYTES held idle), so the data
- * path does not fault in fresh pages for every chunk.  Thread-safe.
+ * @brief Allocate a bulk-data buffer (page aligned; registered with every
+ * RDMA device when the net has RDMA).  Buffers come from a cache of
+ * power-of-two size classes (at most CKPT_NET_BUF_CACHE_BYTES held idle):
+ * on TCP from 64 KiB up, so the data path does not fault in fresh pages
+ * for every chunk; on RDMA every size, so it never registers per request.
+ * Thread-safe.
  * @return the buffer (at least len bytes), or NULL when out of memory.
  */
 void *ckpt_net_buf_alloc(ckpt_net *net, size_t len);
@@ -212,8 +238,12 @@ void ckpt_req_free(struct ckpt_req *req);
 int ckpt_server_start(ckpt_net *net, const char *host, uint16_t port,
                       const struct ckpt_server_ops *ops, void *ctx,
                       ckpt_server **out);
-/** @return the port actually bound. */
+/** @return the port actually bound (TCP). */
 uint16_t ckpt_server_port(const ckpt_server *srv);
+/** @return the RDMA port the server listens on - the same number as its TCP
+ *  port - or 0 when it serves TCP only (a net without RDMA, or an auto net
+ *  whose RDMA listener could not start, e.g. bound to 127.0.0.1). */
+uint16_t ckpt_server_rdma_port(const ckpt_server *srv);
 /**
  * @brief Stop accepting, close every connection of this server and wait
  * for their receive threads.  Requests still held by handlers stay valid;
@@ -235,6 +265,21 @@ int ckpt_net_connect(ckpt_net *net, const char *host, uint16_t port,
                      const struct ckpt_server_ops *ops, void *ctx,
                      ckpt_conn **out);
 
+/**
+ * @brief Connect to a peer that may offer TCP and RDMA, and authenticate.
+ * ckpt_net_connect(net, host, port, ...) is this with rdma_port = port.
+ * @param[in] port       the peer's TCP port (0: none)
+ * @param[in] rdma_port  the peer's RDMA port (0: it offers no RDMA)
+ * The transport follows the net's: tcp - TCP to port; rdma - RDMA to
+ * rdma_port (-EPROTONOSUPPORT when rdma_port is 0); auto - RDMA to
+ * rdma_port when the net has RDMA and rdma_port is set, falling back to TCP
+ * to port when the RDMA connection cannot be made; else TCP.
+ * ckpt_conn_transport() tells which one was used.
+ * @return as ckpt_net_connect(); -EINVAL when no usable port is given.
+ */
+int ckpt_net_connect_ex(ckpt_net *net, const char *host, uint16_t port, uint16_t rdma_port,
+                        const struct ckpt_server_ops *ops, void *ctx, ckpt_conn **out);
+
 /** @brief Take a reference. */
 void ckpt_conn_get(ckpt_conn *conn);
 /** @brief Drop a reference; the last one frees.  NULL is a no-op. */
@@ -250,6 +295,8 @@ bool ckpt_conn_is_open(ckpt_conn *conn);
 const char *ckpt_conn_peer(const ckpt_conn *conn);
 /** @return the transport name, "tcp" or "rdma". */
 const char *ckpt_conn_transport(const ckpt_conn *conn);
+/** @return CKPT_TRANSPORT_TCP or CKPT_TRANSPORT_RDMA. */
+enum ckpt_transport_kind ckpt_conn_transport_kind(const ckpt_conn *conn);
 /** @return the peer's name from its handshake (e.g. "ckpt-node"). */
 const char *ckpt_conn_peer_name(const ckpt_conn *conn);
 /** @brief Attach/read an opaque pointer for the server (e.g. session). */
@@ -266,10 +313,16 @@ void *ckpt_conn_user(const ckpt_conn *conn);
  */
 int ckpt_peer_create(ckpt_net *net, const char *host, uint16_t port,
                      ckpt_peer **out);
+/** @brief ckpt_peer_create() for a peer whose RDMA port differs (or is 0:
+ *  no RDMA); connections use ckpt_net_connect_ex(). */
+int ckpt_peer_create_ex(ckpt_net *net, const char *host, uint16_t port, uint16_t rdma_port,
+                        ckpt_peer **out);
 /** @brief Close the connection (pending calls fail) and free. */
 void ckpt_peer_destroy(ckpt_peer *peer);
 /** @brief Change the address (closes the current connection). */
 int ckpt_peer_set_addr(ckpt_peer *peer, const char *host, uint16_t port);
+/** @brief ckpt_peer_set_addr() with a separate RDMA port (0: none). */
+int ckpt_peer_set_addr_ex(ckpt_peer *peer, const char *host, uint16_t port, uint16_t rdma_port);
 /**
  * @brief Get the current connection, connecting if needed.
  * @param[out] out  referenced; release with ckpt_conn_put()

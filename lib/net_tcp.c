@@ -141,9 +141,10 @@ static int connect_timeout(int fd, const struct sockaddr *sa, socklen_t len,
     return set_nonblock(fd, 0);
 }
 
-static int tcp_connect(const char *host, uint16_t port, uint32_t timeout_ms,
+static int tcp_connect(void *ctx, const char *host, uint16_t port, uint32_t timeout_ms,
                        uint32_t io_timeout_ms, struct ckpt_tconn **out)
 {
+    (void)ctx;
     struct addrinfo *ai = NULL;
     int rc = resolve(host, port, false, &ai);
     if (rc < 0)
@@ -180,9 +181,10 @@ static int tcp_connect(const char *host, uint16_t port, uint32_t timeout_ms,
     return 0;
 }
 
-static int tcp_listen(const char *host, uint16_t port, uint32_t io_timeout_ms,
+static int tcp_listen(void *ctx, const char *host, uint16_t port, uint32_t io_timeout_ms,
                       struct ckpt_tlisten **out)
 {
+    (void)ctx;
     struct addrinfo *ai = NULL;
     int rc = resolve(host, port, true, &ai);
     if (rc < 0)
@@ -413,18 +415,22 @@ static const char *tcp_peer(const struct ckpt_tconn *c)
     return c->peer;
 }
 
-static void *tcp_buf_alloc(size_t len)
+static void *tcp_buf_alloc(void *ctx, size_t len)
 {
+    (void)ctx;
     return ckpt_aligned_alloc(4096, len);
 }
 
-static void tcp_buf_free(void *buf)
+static void tcp_buf_free(void *ctx, void *buf, size_t len)
 {
+    (void)ctx;
+    (void)len;
     ckpt_free(buf);
 }
 
 const struct ckpt_transport_ops ckpt_transport_tcp = {
     .name = "tcp",
+    .kind = CKPT_TRANSPORT_TCP,
     .connect = tcp_connect,
     .listen = tcp_listen,
     .listen_port = tcp_listen_port,
