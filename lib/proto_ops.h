@@ -49,10 +49,19 @@
     X(TARGET_STATS, 0x0305, "capacity and usage of the node's targets")      \
     X(CHUNK_LIST, 0x0306, "enumerate chunks of a target (scrub, rebuild)")
 
-/* 0x0400-0x04ff: checkpoints (msg_meta.h). */
-#define CKPT_OPS_CKPT(X)
+/* 0x0400-0x04ff: checkpoints (msg_ckpt.h). */
+#define CKPT_OPS_CKPT(X)                                                      \
+    X(CKPT_COMMIT, 0x0401, "ckpt_commit -> ckpt_info (long-running)")        \
+    X(CKPT_LIST, 0x0402, "ino -> ckpt_list_resp (newest first)")             \
+    X(CKPT_INFO, 0x0403, "ino -> ckpt_info")                                 \
+    X(CKPT_MANIFEST, 0x0404, "manifest -> manifest_resp")
 
-/* 0x0500-0x05ff: administration, rebuild, rebalance. */
-#define CKPT_OPS_ADMIN(X)
+/* 0x0500-0x05ff: administration, rebuild, rebalance.
+ * 0x0501-0x0503: rebuild tasks (msg_task.h, meta/meta_rebuild.c,
+ * daemon/node_task.c). */
+#define CKPT_OPS_ADMIN(X)                                                     \
+    X(TASK_FETCH, 0x0501, "rebuild tasks: task_fetch -> task_fetch_resp")    \
+    X(TASK_DONE, 0x0502, "rebuild tasks: task_done -> empty")                \
+    X(REBUILD_STATUS, 0x0503, "rebuild tasks: empty -> rebuild_status_resp")
 
 #endif

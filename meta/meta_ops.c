@@ -328,7 +328,8 @@ static int setattr_apply(struct meta_server *srv, MDB_txn *txn, struct meta_wop 
     uint64_t old_size = 0;
     int rc;
 
-    (void)srv;
+    if ((m->valid & CKPT_SETATTR_SIZE) && meta_ckpt_immutable(srv, txn, m->ino))
+        return -EROFS; /* inside a committed checkpoint (meta_ckpt.c) */
     memset(&sa, 0, sizeof(sa));
     if (m->valid & CKPT_SETATTR_MODE)
         sa.mask |= META_SETATTR_MODE;
@@ -391,6 +392,8 @@ static int mknod_apply(struct meta_server *srv, MDB_txn *txn, struct meta_wop *w
     uint32_t type = m->mode & S_IFMT;
     int rc;
 
+    if (meta_ckpt_immutable(srv, txn, m->parent))
+        return -EROFS; /* inside a committed checkpoint (meta_ckpt.c) */
     if (type == 0)
         type = S_IFREG;
     if (type == S_IFDIR || type == S_IFLNK)
@@ -427,7 +430,8 @@ static int mkdir_apply(struct meta_server *srv, MDB_txn *txn, struct meta_wop *w
     struct meta_attr a;
     int rc;
 
-    (void)srv;
+    if (meta_ckpt_immutable(srv, txn, m->parent))
+        return -EROFS; /* inside a committed checkpoint (meta_ckpt.c) */
     rc = meta_store_mkdir(txn, m->parent, m->name, m->mode & 07777, m->uid, m->gid, &now, &a);
     if (rc < 0)
         return rc;
@@ -495,6 +499,9 @@ static int rename_apply(struct meta_server *srv, MDB_txn *txn, struct meta_wop *
     const struct ckpt_msg_rename *m = w->msg;
     struct timespec now = meta_now();
     struct meta_rename_result res;
+    if (meta_ckpt_immutable(srv, txn, m->oldparent) ||
+        meta_ckpt_immutable(srv, txn, m->newparent))
+        return -EROFS; /* inside a committed checkpoint (meta_ckpt.c) */
     int rc = meta_store_rename(txn, m->oldparent, m->oldname, m->newparent, m->newname,
                                m->flags, &now, &res);
 
@@ -522,7 +529,8 @@ static int link_apply(struct meta_server *srv, MDB_txn *txn, struct meta_wop *w)
     struct meta_attr a;
     int rc;
 
-    (void)srv;
+    if (meta_ckpt_immutable(srv, txn, m->newparent))
+        return -EROFS; /* inside a committed checkpoint (meta_ckpt.c) */
     rc = meta_store_link(txn, m->ino, m->newparent, m->newname, &now, &a);
     if (rc < 0)
         return rc;
@@ -548,6 +556,8 @@ static int symlink_apply(struct meta_server *srv, MDB_txn *txn, struct meta_wop 
     struct meta_attr a;
     int rc;
 
+    if (meta_ckpt_immutable(srv, txn, m->parent))
+        return -EROFS; /* inside a committed checkpoint (meta_ckpt.c) */
     (void)srv;
     rc = meta_store_symlink(txn, m->parent, m->name, m->target, m->uid, m->gid, &now, &a);
     if (rc < 0)

@@ -28,7 +28,9 @@
  *     back to the front of the queue.
  *   - monitor (monitor_main): every few tens of milliseconds marks silent
  *     nodes DOWN/OUT (meta_cluster_tick) and expires sessions whose lease
- *     ran out (meta_sess_tick, which queues their release to the writer).
+ *     ran out (meta_sess_tick, which queues their release to the writer);
+ *     once a second it queues rebuild/repair planning to the writer and
+ *     logs rebuild progress (meta_rebuild_tick, meta_rebuild.c).
  *   - deletion worker (meta_delq.c): sends CHUNK_DELETE to nodes.
  *
  *   Write ordering.  The writer applies wops in queue order, and an op's
@@ -374,6 +376,7 @@ static void *monitor_main(void *arg)
         uint64_t now = ckpt_now_ns();
         meta_cluster_tick(srv, now);
         meta_sess_tick(srv, now);
+        meta_rebuild_tick(srv, now);
         pthread_mutex_lock(&srv->mon_lock);
     }
     pthread_mutex_unlock(&srv->mon_lock);
@@ -512,6 +515,7 @@ static void stop_threads(struct meta_server *srv)
         srv->monitor_started = false;
     }
     meta_delq_stop(srv);
+    meta_ckpt_stop(srv);
     if (srv->writer_started) {
         pthread_mutex_lock(&srv->wq_lock);
         srv->wq_stop = true;
@@ -539,6 +543,8 @@ void meta_server_destroy(meta_server *srv)
     if (srv->sess)
         meta_sess_drop_parked(srv);
     meta_sess_fini(srv);
+    meta_ckpt_fini(srv);
+    meta_rebuild_fini(srv);
     meta_cluster_fini(srv);
     while (srv->rtx_n > 0)
         meta_store_txn_abort(srv->rtx_pool[--srv->rtx_n]);
@@ -631,6 +637,10 @@ int meta_server_create(const struct meta_server_opts *opts, meta_server **out)
         rc = meta_cluster_init(srv);
     if (rc == 0)
         rc = meta_sess_init(srv);
+    if (rc == 0)
+        rc = meta_ckpt_init(srv);
+    if (rc == 0)
+        rc = meta_rebuild_init(srv);
     if (rc < 0) {
         CKPT_LOG_ERR("cannot load the server state from %s: " CKPT_RC_FMT, srv->opts.data_dir,
                      CKPT_RC_ARGS(rc));
@@ -652,6 +662,8 @@ int meta_server_create(const struct meta_server_opts *opts, meta_server **out)
     rc = meta_sess_reap_orphans(srv);
     if (rc == 0)
         rc = meta_delq_start(srv);
+    if (rc == 0)
+        rc = meta_ckpt_start(srv);
     if (rc < 0)
         goto fail;
     rc = -pthread_create(&srv->monitor, NULL, monitor_main, srv);

@@ -128,9 +128,18 @@ struct meta_op_desc {
     X(FLUSHED, META_WR(meta_wop_flushed))                                     \
     X(RELEASE, META_WR(meta_wop_release))                                     \
     X(DEGRADED, META_WR(meta_wop_degraded))                                   \
+    /* checkpoints (meta_ckpt.c) */                                           \
+    X(CKPT_COMMIT, META_DI(meta_ckpt_di_commit))                              \
+    X(CKPT_LIST, META_RD(meta_ckpt_rd_list))                                  \
+    X(CKPT_INFO, META_RD(meta_ckpt_rd_info))                                  \
+    X(CKPT_MANIFEST, META_RD(meta_ckpt_rd_manifest))                          \
     X(NODE_REGISTER, META_WR(meta_wop_node_register))                         \
     X(HEARTBEAT, META_DI(meta_di_heartbeat))                                  \
-    X(CLUSTER_MAP, META_DI(meta_di_cluster_map))
+    X(CLUSTER_MAP, META_DI(meta_di_cluster_map)) \
+    /* rebuild tasks (meta_rebuild.c) */                                      \
+    X(TASK_FETCH, META_DI(meta_di_task_fetch))                                \
+    X(TASK_DONE, META_WR(meta_wop_task_done))                                 \
+    X(REBUILD_STATUS, META_DI(meta_di_rebuild_status))
 
 /* Handlers, by file. */
 /* meta_ops.c */
@@ -160,6 +169,8 @@ extern const struct meta_wop_type meta_wop_delq_done;
 struct meta_sessions; /* meta_session.c */
 struct meta_cluster;  /* meta_cluster.c */
 struct meta_delq;     /* meta_delq.c */
+struct meta_ckpt;     /* meta_ckpt.c */
+struct meta_rebuild;  /* meta_rebuild.c */
 struct meta_undo_log; /* meta_session.c */
 
 /*
@@ -196,6 +207,8 @@ struct meta_server {
     pthread_mutex_t cl_lock;
     struct meta_cluster *cl;            /* protected by cl_lock */
     struct meta_delq *dq;               /* meta_delq.c, own lock */
+    struct meta_ckpt *ck;               /* meta_ckpt.c, own lock */
+    struct meta_rebuild *rb;            /* meta_rebuild.c, own lock */
 
     MDB_dbi dbi_degraded;               /* ino + data_gen + stripe -> mask */
 
@@ -234,6 +247,8 @@ int meta_sess_init(struct meta_server *srv);
 void meta_sess_fini(struct meta_server *srv);
 /** True when some session holds ino open (caller: writer thread). */
 bool meta_sess_ino_open(struct meta_server *srv, uint64_t ino);
+/** True when some session holds ino open for writing (any thread). */
+bool meta_sess_ino_writing(struct meta_server *srv, uint64_t ino);
 /** Monitor: mark expired sessions and queue their release. */
 void meta_sess_tick(struct meta_server *srv, uint64_t now_ns);
 /** Writer: begin/rollback/forget the in-memory undo log of a batch. */
@@ -278,12 +293,61 @@ struct meta_delq_target {
  *  @return count (<= cap). */
 size_t meta_cluster_live_targets(struct meta_server *srv, struct meta_delq_target *out,
                                  size_t cap);
+/** Rebuild: ids of the targets of OUT nodes.  @return count (<= cap). */
+size_t meta_cluster_out_targets(struct meta_server *srv, uint32_t *out, size_t cap);
+/**
+ * Rebuild: where target tid lives: its node, the node's state (a node not
+ * heard since registering counts as DOWN) and address (host may be NULL).
+ * @return 0, -ENOENT (unknown target).
+ */
+int meta_cluster_target_where(struct meta_server *srv, uint32_t tid, uint32_t *out_node,
+                              uint32_t *out_state, char *host, size_t host_cap,
+                              uint16_t *out_port);
+/**
+ * Rebuild: a target of an UP node with room for chunk_size bytes, in a
+ * failure domain that none of used[0..nused) is in, weighted by free space.
+ * @return 0, -ENOSPC (none), -ENOMEM.
+ */
+int meta_cluster_pick_replacement(struct meta_server *srv, const uint32_t *used, size_t nused,
+                                  uint32_t chunk_size, uint32_t *out_tid);
+/** Bump the map epoch (layouts changed: clients refetch). */
+void meta_cluster_epoch_bump(struct meta_server *srv);
 
 /* ---- meta_delq.c ----------------------------------------------------- */
 
 int meta_delq_start(struct meta_server *srv);
 void meta_delq_stop(struct meta_server *srv);
 void meta_delq_kick(struct meta_server *srv);
+
+/* ---- meta_rebuild.c -------------------------------------------------- */
+
+/** Open the task table and the progress state (start-up, before threads). */
+int meta_rebuild_init(struct meta_server *srv);
+void meta_rebuild_fini(struct meta_server *srv);
+/** Monitor: plan tasks for OUT targets and degraded stripes; log progress. */
+void meta_rebuild_tick(struct meta_server *srv, uint64_t now_ns);
+void meta_di_task_fetch(struct meta_server *, struct ckpt_req *);
+void meta_di_rebuild_status(struct meta_server *, struct ckpt_req *);
+extern const struct meta_wop_type meta_wop_task_done, meta_wop_rebuild_plan;
+
+/* ---- meta_ckpt.c ----------------------------------------------------- */
+
+/** Open the checkpoint tables (start-up, before threads). */
+int meta_ckpt_init(struct meta_server *srv);
+/** Start / stop the commit thread (stop: before the writer stops). */
+int meta_ckpt_start(struct meta_server *srv);
+void meta_ckpt_stop(struct meta_server *srv);
+/** Stop and free (NULL srv->ck is a no-op). */
+void meta_ckpt_fini(struct meta_server *srv);
+/** True when ino is inside a COMMITTED checkpoint: namespace ops that
+ *  would change it answer -EROFS. */
+bool meta_ckpt_immutable(struct meta_server *srv, MDB_txn *txn, uint64_t ino);
+void meta_ckpt_di_commit(struct meta_server *, struct ckpt_req *);
+int meta_ckpt_rd_list(struct meta_server *, MDB_txn *, const struct ckpt_req *, struct ckpt_wbuf *);
+int meta_ckpt_rd_info(struct meta_server *, MDB_txn *, const struct ckpt_req *, struct ckpt_wbuf *);
+int meta_ckpt_rd_manifest(struct meta_server *, MDB_txn *, const struct ckpt_req *,
+                          struct ckpt_wbuf *);
+extern const struct meta_wop_type meta_wop_ckpt_commit;
 
 /* ---- shared by meta_ops.c and meta_session.c --------------------------- */
 

@@ -461,6 +461,17 @@ bool meta_sess_ino_open(struct meta_server *srv, uint64_t ino)
     return open;
 }
 
+bool meta_sess_ino_writing(struct meta_server *srv, uint64_t ino)
+{
+    bool writing = false;
+    pthread_mutex_lock(&srv->sess_lock);
+    struct oino *o = oino_find(srv->sess, ino);
+    for (struct handle *h = o ? o->handles : NULL; h && !writing; h = h->inext)
+        writing = h->write;
+    pthread_mutex_unlock(&srv->sess_lock);
+    return writing;
+}
+
 void meta_sess_undo_mark(struct meta_server *srv, size_t *out_mark)
 {
     pthread_mutex_lock(&srv->sess_lock);
@@ -1121,6 +1132,8 @@ static int open_ino(struct meta_server *srv, MDB_txn *txn, struct meta_wop *w, u
         return -EISDIR;
     if (S_ISLNK(a.mode))
         return -ELOOP;
+    if ((wr || (flags & O_TRUNC)) && meta_ckpt_immutable(srv, txn, ino))
+        return -EROFS; /* inside a committed checkpoint (meta_ckpt.c) */
     if (blocked) {
         w->park = true;
         w->park_ino = ino;
@@ -1224,6 +1237,8 @@ static int create_apply(struct meta_server *srv, MDB_txn *txn, struct meta_wop *
         return -EINVAL;
     if (!session_live(srv, m->session))
         return -ESTALE;
+    if (meta_ckpt_immutable(srv, txn, m->parent))
+        return -EROFS; /* inside a committed checkpoint (meta_ckpt.c) */
     rc = meta_store_lookup(txn, m->parent, m->name, &a);
     if (rc == 0) {
         if (m->flags & O_EXCL)
