@@ -83,6 +83,7 @@
 #include "log.h"
 #include "msg_node.h"
 #include "node_int.h"
+#include "node_task.h"
 
 #define READ_RETRIES 4
 #define BULK_BUCKETS 256u
@@ -129,6 +130,7 @@ struct node_server {
     ckpt_net *net;
     ckpt_server *srv;
     node_reg *reg;
+    node_task *task;            /* rebuild/repair tasks (node_task.c) */
     struct node_lane lanes[LANE_COUNT];
     bool lanes_started[LANE_COUNT];
     bool shut_down;             /* controlling thread only */
@@ -547,6 +549,8 @@ static int op_chunk_read(node_server *ns, struct ckpt_req *req, struct node_repl
         ssize_t got = node_chunk_read(tg->s, &key, m.offset, buf, want, &gen, &clen);
         if (got < 0) {
             ckpt_net_buf_free(ns->net, buf, want);
+            if (got == CKPT_E_CRC) /* bit rot: ckpt-meta schedules a repair */
+                node_task_bad_chunk(ns->task, m.target, &key, info.gen);
             return (int)got;
         }
         uint32_t left = m.offset < clen ? clen - m.offset : 0;
@@ -1013,6 +1017,13 @@ int node_server_start_reg(node_server *ns)
     if (rc < 0)
         CKPT_LOG_ERR("cannot start registering with ckpt-meta: " CKPT_RC_FMT,
                      CKPT_RC_ARGS(rc));
+    if (rc == 0) {
+        struct node_task_opts to = {.meta_host = ns->meta_host, .meta_port = ns->o.meta_port};
+        rc = node_task_start(&to, ns->net, ns->tgts, ns->ntgts, ns->reg, &ns->task);
+        if (rc < 0)
+            CKPT_LOG_ERR("cannot start the rebuild task workers: " CKPT_RC_FMT,
+                         CKPT_RC_ARGS(rc));
+    }
     return rc;
 }
 
@@ -1038,6 +1049,8 @@ int node_server_shutdown(node_server *ns)
     if (ns->shut_down)
         return ns->shutdown_rc;
     ns->shut_down = true;
+    node_task_stop(ns->task);
+    ns->task = NULL;
     node_reg_stop(ns->reg);
     ns->reg = NULL;
     /* Refuse new work, then let the queued and running requests finish. */

@@ -818,6 +818,110 @@ size_t meta_cluster_live_targets(struct meta_server *srv, struct meta_delq_targe
     return n;
 }
 
+/* ---- hooks of the rebuild planner (meta_rebuild.c) -------------------------------------- */
+
+size_t meta_cluster_out_targets(struct meta_server *srv, uint32_t *out, size_t cap)
+{
+    struct meta_cluster *cl = srv->cl;
+    size_t n = 0;
+    pthread_mutex_lock(&srv->cl_lock);
+    for (uint32_t i = 0; i < cl->targets_cap && n < cap; i++) {
+        const struct mtarget *t = cl->targets[i];
+        const struct mnode *nd = t ? node_get(cl, t->node_id) : NULL;
+        if (t && nd && nd->state == CKPT_NODE_OUT)
+            out[n++] = t->id;
+    }
+    pthread_mutex_unlock(&srv->cl_lock);
+    return n;
+}
+
+int meta_cluster_target_where(struct meta_server *srv, uint32_t tid, uint32_t *out_node,
+                              uint32_t *out_state, char *host, size_t host_cap,
+                              uint16_t *out_port)
+{
+    struct meta_cluster *cl = srv->cl;
+    int rc = -ENOENT;
+    pthread_mutex_lock(&srv->cl_lock);
+    const struct mtarget *t = target_get(cl, tid);
+    const struct mnode *nd = t ? node_get(cl, t->node_id) : NULL;
+    if (nd) {
+        *out_node = nd->id;
+        *out_state = nd->heard ? nd->state : CKPT_NODE_DOWN;
+        if (host)
+            snprintf(host, host_cap, "%s", nd->host);
+        *out_port = nd->port;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&srv->cl_lock);
+    return rc;
+}
+
+/* The failure domain of target tid as a candidate (NULL node: unknown). */
+static bool domain_taken(struct meta_cluster *cl, const struct cand *c, const uint32_t *tids,
+                         size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct mtarget *t = tids[i] ? target_get(cl, tids[i]) : NULL;
+        const struct mnode *nd = t ? node_get(cl, t->node_id) : NULL;
+        if (!nd)
+            continue;
+        struct cand o = {.t = t, .n = nd, .weight = 0};
+        if (same_domain(&o, c))
+            return true;
+    }
+    return false;
+}
+
+int meta_cluster_pick_replacement(struct meta_server *srv, const uint32_t *used, size_t nused,
+                                  uint32_t chunk_size, uint32_t *out_tid)
+{
+    struct meta_cluster *cl = srv->cl;
+    struct cand *c = NULL;
+    size_t nc = 0;
+    uint64_t total = 0;
+    int rc = -ENOSPC;
+
+    pthread_mutex_lock(&srv->cl_lock);
+    if (cl->targets_cap) {
+        c = ckpt_calloc(cl->targets_cap, sizeof(*c));
+        if (!c) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    for (uint32_t i = 0; i < cl->targets_cap; i++) {
+        const struct mtarget *t = cl->targets[i];
+        const struct mnode *n = t ? node_get(cl, t->node_id) : NULL;
+        if (!t || !t->attached || !n || n->state != CKPT_NODE_UP || !n->heard ||
+            t->free < chunk_size)
+            continue;
+        struct cand x = {.t = t, .n = n, .weight = (t->free >> 20) + 1};
+        if (domain_taken(cl, &x, used, nused))
+            continue;
+        c[nc++] = x;
+        total += x.weight;
+    }
+    if (nc) {
+        uint64_t r = rng_next(cl) % total;
+        size_t pick = 0;
+        for (; pick + 1 < nc && r >= c[pick].weight; pick++)
+            r -= c[pick].weight;
+        *out_tid = c[pick].t->id;
+        rc = 0;
+    }
+out:
+    pthread_mutex_unlock(&srv->cl_lock);
+    ckpt_free(c);
+    return rc;
+}
+
+void meta_cluster_epoch_bump(struct meta_server *srv)
+{
+    pthread_mutex_lock(&srv->cl_lock);
+    epoch_bump_locked(srv->cl);
+    pthread_mutex_unlock(&srv->cl_lock);
+}
+
 /* ---- init / fini ------------------------------------------------------------------------ */
 
 static int load(struct meta_server *srv, MDB_txn *txn)

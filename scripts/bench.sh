@@ -24,6 +24,13 @@ run() { # name [args...]
 run bench_ec
 run bench_net
 run bench_meta
+# Shell benchmarks (a whole cluster through ckpt-cluster).
+for sb in tests/bench/bench_*.sh; do
+    [ -f "$sb" ] || continue
+    echo "== $(basename "$sb" .sh)"
+    bash "$sb" || { echo "   $(basename "$sb" .sh) FAILED"; status=1; }
+    echo
+done
 
 for b in "$TESTBIN"/bench_*; do
     [ -x "$b" ] || continue

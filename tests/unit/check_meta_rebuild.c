@@ -1,0 +1,311 @@
+/*
+ * check_meta_rebuild.c - meta/meta_rebuild.c against an in-process
+ * ckpt-meta with fake nodes (check_meta_fixture.h): a node goes OUT, the
+ * planner makes one REBUILD task per file on its target with a replacement
+ * in a failure domain the file does not use; TASK_FETCH hands it to the
+ * replacement's node only, with the current layout and the addresses of the
+ * live slots; a failed report keeps the task, a stale report is ignored, a
+ * good one swaps the layout, bumps the epoch and empties the table; the
+ * task table survives a restart of ckpt-meta; degraded stripes on an UP
+ * target become REPAIR tasks; REBUILD_STATUS counts all of it.
+ */
+#include <fcntl.h>
+
+#include "check_meta_fixture.h"
+#include "msg_task.h"
+
+Suite *meta_rebuild_suite(void);
+
+static void fast_detect(struct meta_server_opts *o)
+{
+    o->down_after_ms = 200;
+    o->out_after_ms = 400;
+}
+
+static void setup_fast(void)
+{
+    mfx_setup_with(fast_detect);
+}
+
+static int fetch(uint32_t node_id, struct ckpt_msg_task_fetch_resp *out)
+{
+    struct ckpt_msg_task_fetch m = {.node_id = node_id, .max = 16};
+    uint8_t buf[32];
+    struct ckpt_wbuf w;
+    struct ckpt_call call;
+    ckpt_wbuf_init(&w, buf, sizeof(buf));
+    ck_assert_int_eq(ckpt_msg_task_fetch_encode(&w, &m), 0);
+    int rc = mfx_call(CKPT_OP_TASK_FETCH, &w, &call);
+    if (rc == 0)
+        rc = ckpt_msg_task_fetch_resp_decode(call.resp_body, call.resp_body_len, out);
+    ckpt_call_release(&call);
+    ckpt_wbuf_free(&w);
+    return rc;
+}
+
+static int done(const struct ckpt_task *t, uint32_t new_tid, int status)
+{
+    struct ckpt_msg_task_done m = {.node_id = 1, .kind = t->kind, .ino = t->ino,
+                                   .lost_tid = t->lost_tid, .new_tid = new_tid,
+                                   .data_gen = t->data_gen, .size = t->size,
+                                   .stripe_lo = t->stripe_lo, .stripe_hi = t->stripe_hi,
+                                   .status = status, .chunks = 3, .bytes = 3 << 20};
+    uint8_t buf[128];
+    struct ckpt_wbuf w;
+    struct ckpt_call call;
+    ckpt_wbuf_init(&w, buf, sizeof(buf));
+    ck_assert_int_eq(ckpt_msg_task_done_encode(&w, &m), 0);
+    int rc = mfx_call(CKPT_OP_TASK_DONE, &w, &call);
+    ckpt_call_release(&call);
+    ckpt_wbuf_free(&w);
+    return rc;
+}
+
+static int status(struct ckpt_msg_rebuild_status_resp *out)
+{
+    struct ckpt_wbuf w;
+    struct ckpt_call call;
+    uint8_t buf[8];
+    ckpt_wbuf_init(&w, buf, sizeof(buf));
+    int rc = mfx_call(CKPT_OP_REBUILD_STATUS, &w, &call);
+    if (rc == 0)
+        rc = ckpt_msg_rebuild_status_resp_decode(call.resp_body, call.resp_body_len, out);
+    ckpt_call_release(&call);
+    return rc;
+}
+
+/* A file of size bytes; returns its open reply (layout). */
+static void make_file(const char *name, uint64_t size, struct ckpt_msg_open_resp *o)
+{
+    struct ckpt_msg_release r;
+    ck_assert_int_eq(ckpt_mclient_create_file(F.mc, META_ROOT_INO, name, 0644, 1000, 1000,
+                                              O_CREAT | O_WRONLY, o), 0);
+    memset(&r, 0, sizeof(r));
+    r.ino = o->attr.ino;
+    r.handle = o->handle;
+    r.session = ckpt_mclient_session(F.mc);
+    r.wrote = 1;
+    r.size = size;
+    r.mtime_sec = 1700000000;
+    ck_assert_int_eq(ckpt_mclient_release(F.mc, &r), 0);
+}
+
+static int node_of_tid(uint32_t tid)
+{
+    for (int i = 0; i < F.nnodes; i++)
+        for (uint32_t j = 0; j < F.nodes[i].n; j++)
+            if (F.nodes[i].tids[j] == tid)
+                return i;
+    return -1;
+}
+
+/* Fetch from every node; the one that gets tasks (exactly one may). */
+static int fetch_any(struct ckpt_msg_task_fetch_resp *out)
+{
+    int who = -1;
+    for (int i = 0; i < F.nnodes; i++) {
+        struct ckpt_msg_task_fetch_resp r;
+        ck_assert_int_eq(fetch(F.nodes[i].id, &r), 0);
+        if (r.n) {
+            ck_assert_int_eq(who, -1);
+            who = i;
+            *out = r;
+        } else {
+            ckpt_msg_task_fetch_resp_free(&r);
+        }
+    }
+    return who;
+}
+
+START_TEST(test_rebuild_plan_fetch_swap)
+{
+    struct ckpt_msg_open_resp o;
+    struct ckpt_msg_task_fetch_resp r = {0};
+    struct ckpt_msg_rebuild_status_resp st;
+
+    mfx_simple_cluster(8);
+    make_file("a", 5u << 20, &o);
+    const struct ckpt_layout l0 = o.layout;
+    ck_assert_uint_eq(l0.width, 6);
+    uint32_t lost = l0.targets[2];
+    int victim = node_of_tid(lost);
+    ck_assert_int_ge(victim, 0);
+
+    mfx_set_alive(victim, 0);
+    MFX_WAIT_FOR(mfx_node_state(F.nodes[victim].id) == CKPT_NODE_OUT, 3000);
+    ck_assert_uint_eq(mfx_node_state(F.nodes[victim].id), CKPT_NODE_OUT);
+    int who = -1;
+    uint64_t t0 = mfx_ms();
+    while (who < 0 && mfx_ms() - t0 < 5000) {
+        who = fetch_any(&r);
+        if (who < 0)
+            mfx_sleep_ms(50);
+    }
+    ck_assert_int_ge(who, 0);
+    ck_assert_uint_eq(r.n, 1);
+    struct ckpt_task t = r.tasks[0];
+    ckpt_msg_task_fetch_resp_free(&r);
+    ck_assert_uint_eq(t.kind, CKPT_TASK_REBUILD);
+    ck_assert_uint_eq(t.ino, o.attr.ino);
+    ck_assert_uint_eq(t.lost_tid, lost);
+    ck_assert_uint_eq(t.slot, 2);
+    ck_assert_uint_eq(t.size, 5u << 20);
+    ck_assert_uint_eq(t.stripe_lo, 0);
+    ck_assert_uint_eq(t.stripe_hi, ckpt_layout_nstripes(&l0, 5u << 20));
+    ck_assert_int_eq(node_of_tid(t.new_tid), who);
+    /* a new failure domain: no slot of the file is on that node */
+    for (int i = 0; i < l0.width; i++)
+        ck_assert_int_ne(node_of_tid(l0.targets[i]), who);
+    /* addresses: the lost slot has none, the others their node's */
+    ck_assert_uint_eq(t.addr[2].port, 0);
+    for (int i = 0; i < l0.width; i++)
+        if (i != 2)
+            ck_assert_uint_eq(t.addr[i].port, F.node_port);
+
+    ck_assert_int_eq(status(&st), 0);
+    ck_assert_uint_eq(st.tasks_pending, 1);
+    ck_assert_uint_eq(st.lost_targets, 1);
+
+    /* A failed attempt keeps it; a report for another target is stale. */
+    ck_assert_int_eq(done(&t, t.new_tid, CKPT_E_UNRECOV), 0);
+    ck_assert_int_eq(done(&t, lost, 0), 0);
+    ck_assert_int_eq(status(&st), 0);
+    ck_assert_uint_eq(st.tasks_pending, 1);
+    ck_assert_uint_eq(st.tasks_failed, 1);
+    ck_assert_uint_eq(st.tasks_done, 0);
+
+    /* Done: the layout names the new target in the same slot. */
+    struct ckpt_msg_cluster_map_resp m0;
+    mfx_map(&m0);
+    ck_assert_int_eq(done(&t, t.new_tid, 0), 0);
+    struct ckpt_msg_open_resp o2;
+    ck_assert_int_eq(ckpt_mclient_open(F.mc, o.attr.ino, O_RDONLY, &o2), 0);
+    ck_assert_uint_eq(o2.layout.targets[2], t.new_tid);
+    for (int i = 0; i < l0.width; i++)
+        if (i != 2)
+            ck_assert_uint_eq(o2.layout.targets[i], l0.targets[i]);
+    struct ckpt_msg_cluster_map_resp m1;
+    mfx_map(&m1);
+    ck_assert_uint_gt(m1.epoch, m0.epoch);
+    ckpt_msg_cluster_map_resp_free(&m0);
+    ckpt_msg_cluster_map_resp_free(&m1);
+    ck_assert_int_eq(status(&st), 0);
+    ck_assert_uint_eq(st.tasks_pending, 0);
+    ck_assert_uint_eq(st.tasks_done, 1);
+    ck_assert_uint_eq(st.bytes_done, 3 << 20);
+    /* Nothing is planned again: the file no longer uses the lost target. */
+    mfx_sleep_ms(1300);
+    ck_assert_int_eq(fetch_any(&r), -1);
+}
+END_TEST
+
+START_TEST(test_tasks_survive_restart)
+{
+    struct ckpt_msg_open_resp o;
+    struct ckpt_msg_task_fetch_resp r = {0};
+
+    mfx_simple_cluster(8);
+    make_file("b", 3u << 20, &o);
+    int victim = node_of_tid(o.layout.targets[0]);
+    mfx_set_alive(victim, 0);
+    MFX_WAIT_FOR(mfx_node_state(F.nodes[victim].id) == CKPT_NODE_OUT, 3000);
+    int who = -1;
+    uint64_t t0 = mfx_ms();
+    while (who < 0 && mfx_ms() - t0 < 5000) {
+        who = fetch_any(&r);
+        if (who < 0)
+            mfx_sleep_ms(50);
+    }
+    ck_assert_int_ge(who, 0);
+    uint32_t new_tid = r.tasks[0].new_tid;
+    ckpt_msg_task_fetch_resp_free(&r);
+
+    /* Restart: the task is read back from LMDB, same replacement. */
+    mfx_hb_stop();
+    ckpt_mclient_destroy(F.mc);
+    F.mc = NULL;
+    mfx_server_stop();
+    mfx_server_start();
+    ck_assert_int_eq(mfx_mclient("t", &F.mc), 0);
+    for (int i = 0; i < F.nnodes; i++)
+        if (i != victim)
+            ck_assert_int_eq(mfx_heartbeat(i, NULL), 0);
+    ck_assert_int_eq(fetch(F.nodes[who].id, &r), 0);
+    ck_assert_uint_eq(r.n, 1);
+    ck_assert_uint_eq(r.tasks[0].new_tid, new_tid);
+    ck_assert_uint_eq(r.tasks[0].lost_tid, o.layout.targets[0]);
+    ckpt_msg_task_fetch_resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_degraded_becomes_repair)
+{
+    struct ckpt_msg_open_resp o;
+    struct ckpt_msg_task_fetch_resp r = {0};
+
+    mfx_simple_cluster(6);
+    make_file("c", 4u << 20, &o);
+    /* stripe 0 chunk 1 and stripe 0 chunk 4 missing */
+    struct ckpt_degraded_stripe ds = {.stripe = 0, .missing_mask = (1u << 1) | (1u << 4)};
+    struct ckpt_msg_degraded d = {.ino = o.attr.ino, .data_gen = o.attr.data_gen, .n = 1,
+                                  .stripes = &ds};
+    ck_assert_int_eq(ckpt_mclient_degraded(F.mc, &d), 0);
+    uint32_t t1 = o.layout.targets[ckpt_layout_slot(&o.layout, 0, 1)];
+    uint32_t t4 = o.layout.targets[ckpt_layout_slot(&o.layout, 0, 4)];
+    int n1 = node_of_tid(t1), n4 = node_of_tid(t4);
+    struct ckpt_task got[2];
+    int ngot = 0;
+    uint64_t t0 = mfx_ms();
+    while (ngot < 2 && mfx_ms() - t0 < 5000) {
+        ngot = 0;
+        for (int k = 0; k < 2; k++) {
+            int n = k ? n4 : n1;
+            ck_assert_int_eq(fetch(F.nodes[n].id, &r), 0);
+            if (r.n == 1)
+                got[ngot++] = r.tasks[0];
+            ckpt_msg_task_fetch_resp_free(&r);
+        }
+        if (ngot < 2)
+            mfx_sleep_ms(50);
+    }
+    ck_assert_int_eq(ngot, 2);
+    for (int k = 0; k < 2; k++) {
+        ck_assert_uint_eq(got[k].kind, CKPT_TASK_REPAIR);
+        ck_assert_uint_eq(got[k].new_tid, got[k].lost_tid);
+        ck_assert_uint_eq(got[k].stripe_lo, 0);
+        ck_assert_uint_eq(got[k].stripe_hi, 1);
+    }
+    ck_assert_uint_eq(got[0].lost_tid, t1);
+    ck_assert_uint_eq(got[1].lost_tid, t4);
+    struct ckpt_msg_rebuild_status_resp st;
+    ck_assert_int_eq(status(&st), 0);
+    ck_assert_uint_eq(st.degraded_stripes, 1);
+    /* Repair one: the record keeps the other chunk's bit. */
+    ck_assert_int_eq(done(&got[0], got[0].new_tid, 0), 0);
+    ck_assert_int_eq(status(&st), 0);
+    ck_assert_uint_eq(st.degraded_stripes, 1);
+    ck_assert_uint_eq(st.tasks_pending, 1);
+    ck_assert_int_eq(done(&got[1], got[1].new_tid, 0), 0);
+    ck_assert_int_eq(status(&st), 0);
+    ck_assert_uint_eq(st.degraded_stripes, 0);
+    ck_assert_uint_eq(st.tasks_pending, 0);
+    /* The layout is untouched by repairs. */
+    struct ckpt_msg_open_resp o2;
+    ck_assert_int_eq(ckpt_mclient_open(F.mc, o.attr.ino, O_RDONLY, &o2), 0);
+    ck_assert_mem_eq(o2.layout.targets, o.layout.targets, sizeof(o.layout.targets));
+}
+END_TEST
+
+Suite *meta_rebuild_suite(void)
+{
+    Suite *s = suite_create("meta_rebuild");
+    TCase *tc = tcase_create("rebuild");
+    tcase_add_unchecked_fixture(tc, mfx_root_setup, mfx_root_teardown);
+    tcase_add_checked_fixture(tc, setup_fast, mfx_teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_rebuild_plan_fetch_swap);
+    tcase_add_test(tc, test_tasks_survive_restart);
+    tcase_add_test(tc, test_degraded_becomes_repair);
+    suite_add_tcase(s, tc);
+    return s;
+}
