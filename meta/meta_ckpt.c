@@ -989,6 +989,28 @@ static int commit_prepare(struct meta_server *srv, struct ck_job *j, uint64_t *o
         for (size_t i = 0; i < t.n && !writing; i++)
             writing = meta_sess_ino_writing(srv, t.f[i].ino);
         if (!writing) {
+            /* The snapshot was taken before the writer check: a RELEASE
+             * that committed in between (its size update included) is not
+             * in it.  Walk again in a snapshot taken after the check and go
+             * round once more unless both agree. */
+            struct ck_tree t2;
+            meta_store_txn_abort(txn);
+            txn = NULL;
+            rc = meta_store_txn_begin(srv->st, NULL, true, &txn);
+            if (rc == 0)
+                rc = walk(txn, j->msg.ino, &t2, true);
+            if (rc < 0) {
+                if (txn)
+                    meta_store_txn_abort(txn);
+                tree_free(&t);
+                return rc;
+            }
+            bool same = t2.digest == t.digest;
+            tree_free(&t);
+            t = t2;
+            writing = !same; /* not settled yet: poll again */
+        }
+        if (!writing) {
             rc = tree_health(srv, txn, &t, &h);
             if (rc == 0 && h.health != CKPT_HEALTH_LOST &&
                 (!synced || synced_digest != t.digest)) {

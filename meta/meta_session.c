@@ -465,9 +465,18 @@ bool meta_sess_ino_writing(struct meta_server *srv, uint64_t ino)
 {
     bool writing = false;
     pthread_mutex_lock(&srv->sess_lock);
-    struct oino *o = oino_find(srv->sess, ino);
+    struct meta_sessions *ss = srv->sess;
+    struct oino *o = oino_find(ss, ino);
     for (struct handle *h = o ? o->handles : NULL; h && !writing; h = h->inext)
         writing = h->write;
+    /* A write handle released by the batch now being applied still counts
+     * until that batch commits: its RELEASE also updates the size, and a
+     * checkpoint commit that snapshots the tree in between would see the
+     * old size (and then refuse, the tree having "changed"). */
+    for (size_t i = 0; i < ss->nundo && !writing; i++) {
+        const struct handle *h = ss->undo[i].obj;
+        writing = ss->undo[i].kind == U_HANDLE_DEL && h->ino == ino && h->write;
+    }
     pthread_mutex_unlock(&srv->sess_lock);
     return writing;
 }
