@@ -71,6 +71,7 @@ struct node_reg {
     char rack[CKPT_NAME_MAX + 1];    /* immutable */
     char host[CKPT_HOST_MAX + 1];    /* immutable */
     uint16_t port;                   /* immutable */
+    uint16_t rdma_port;              /* immutable; 0: TCP only */
     uint8_t uuid[CKPT_NODE_UUID_LEN]; /* immutable */
     ckpt_conn *reg_conn;      /* referenced; thread only (see DESIGN) */
     pthread_t thread;
@@ -214,7 +215,8 @@ static int reg_register(node_reg *r, ckpt_conn *conn)
     snprintf(m->rack, sizeof(m->rack), "%s", r->rack);
     snprintf(m->host, sizeof(m->host), "%s", r->host);
     m->port = r->port;
-    m->transports = CKPT_XPORT_TCP;
+    m->rdma_port = r->rdma_port;
+    m->transports = CKPT_XPORT_TCP | (r->rdma_port ? CKPT_XPORT_RDMA : 0u);
     m->n = r->n;
     for (uint32_t i = 0; i < r->n; i++) {
         struct ckpt_target_stat st;
@@ -406,6 +408,7 @@ int node_reg_start(const struct node_reg_opts *o, ckpt_net *net, struct node_tgt
     snprintf(r->rack, sizeof(r->rack), "%s", o->rack ? o->rack : "");
     snprintf(r->host, sizeof(r->host), "%s", o->host);
     r->port = o->port;
+    r->rdma_port = o->rdma_port;
     memcpy(r->uuid, o->uuid, sizeof(r->uuid));
     r->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : NODE_REG_HEARTBEAT_MS_DEFAULT;
     if ((rc = ckpt_peer_create(net, o->meta_host, o->meta_port, &r->peer)) < 0)

@@ -42,6 +42,7 @@ struct node_reg_opts {
     const char *rack;             /* "" or NULL: the node is its own domain */
     const char *host;             /* advertised address (copied) */
     uint16_t port;                /* advertised chunk-service port */
+    uint16_t rdma_port;           /* advertised RDMA port; 0: TCP only */
     const uint8_t *uuid;          /* CKPT_NODE_UUID_LEN bytes (copied) */
     uint32_t heartbeat_ms;        /* until meta says otherwise; 0: default */
 };

@@ -866,6 +866,7 @@ int node_server_opts_from_config(const struct ckpt_config *cfg,
     out->listen_port = n->listen.port;
     out->meta_host = cfg->cluster.meta.host;
     out->meta_port = cfg->cluster.meta.port;
+    out->transport = (enum ckpt_transport_kind)cfg->cluster.transport;
     out->name = n->name;
     out->rack = n->rack;
     for (uint32_t i = 0; i < n->ntargets && i < CKPT_NODE_MAX_TARGETS; i++)
@@ -955,7 +956,7 @@ int node_server_create(const struct node_server_opts *o, node_server **out)
 
     struct ckpt_net_opts no = {
         .name = "ckpt-node",
-        .transport = CKPT_TRANSPORT_TCP,
+        .transport = o->transport,
         .connect_timeout_ms = 2000,
         .io_timeout_ms = o->io_timeout_ms,
     };
@@ -1010,6 +1011,7 @@ int node_server_start_reg(node_server *ns)
         .rack = ns->rack,
         .host = host,
         .port = node_server_port(ns),
+        .rdma_port = ckpt_server_rdma_port(ns->srv),
         .uuid = ns->uuid,
         .heartbeat_ms = ns->o.heartbeat_ms,
     };

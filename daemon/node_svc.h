@@ -56,6 +56,7 @@ struct node_server_opts {
     uint32_t refresh_ms;            /* statvfs interval; 0: node_target's */
     uint64_t inflight_bytes;        /* 0: NODE_SVC_INFLIGHT_DEFAULT */
     uint32_t queue_len;             /* 0: NODE_SVC_QUEUE_DEFAULT */
+    enum ckpt_transport_kind transport; /* [cluster] transport; tcp when 0 */
     uint32_t io_timeout_ms;         /* a peer stalled mid-message (or mid-
                                        handshake) this long is dropped;
                                        0: lib/net's default (30 s) */

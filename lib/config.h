@@ -90,10 +90,12 @@
 #define CKPT_CONFIG_FILE_MAX (1u << 20) /* larger files are rejected */
 
 /* [cluster] transport */
+/* The values equal enum ckpt_transport_kind of net.h (checked there), so a
+ * configured transport can be handed to ckpt_net_create() as it is. */
 enum ckpt_config_transport {
-    CKPT_CONFIG_TRANSPORT_AUTO = 0, /* rdma where a device is present */
-    CKPT_CONFIG_TRANSPORT_TCP = 1,
-    CKPT_CONFIG_TRANSPORT_RDMA = 2,
+    CKPT_CONFIG_TRANSPORT_TCP = 0,
+    CKPT_CONFIG_TRANSPORT_RDMA = 1,
+    CKPT_CONFIG_TRANSPORT_AUTO = 2, /* rdma where a device is present */
 };
 
 /* [node] sync: when a chunk write reaches stable storage. */

@@ -73,6 +73,7 @@
 
 #include "alloc.h"
 #include "auth.h"
+#include "config.h"
 #include "err.h"
 #include "log.h"
 #include "net_int.h"
@@ -163,6 +164,11 @@ struct ckpt_peer {
     uint64_t next_try_ns;  /* protected by lock */
     int last_err;          /* protected by lock */
 };
+
+_Static_assert((int)CKPT_CONFIG_TRANSPORT_TCP == (int)CKPT_TRANSPORT_TCP &&
+                   (int)CKPT_CONFIG_TRANSPORT_RDMA == (int)CKPT_TRANSPORT_RDMA &&
+                   (int)CKPT_CONFIG_TRANSPORT_AUTO == (int)CKPT_TRANSPORT_AUTO,
+               "[cluster] transport values must equal enum ckpt_transport_kind");
 
 uint64_t ckpt_now_ns(void)
 {

@@ -42,6 +42,7 @@ struct meta_server_opts {
     uint32_t heartbeat_ms;    /* asked of nodes; 0: 1000 */
     uint64_t map_size_bytes;  /* LMDB map; 0: 64 GiB (sparse) */
     struct ckpt_layout layout; /* cluster default layout (no targets) */
+    enum ckpt_transport_kind transport; /* [cluster] transport; tcp when 0 */
 };
 
 /**
