@@ -58,10 +58,11 @@
 
 /* 0x0500-0x05ff: administration, rebuild, rebalance.
  * 0x0501-0x0503: rebuild tasks (msg_task.h, meta/meta_rebuild.c,
- * daemon/node_task.c). */
+ * daemon/node_task.c); 0x0504..: operator (msg_admin.h, meta/meta_admin.c). */
 #define CKPT_OPS_ADMIN(X)                                                     \
     X(TASK_FETCH, 0x0501, "rebuild tasks: task_fetch -> task_fetch_resp")    \
     X(TASK_DONE, 0x0502, "rebuild tasks: task_done -> empty")                \
-    X(REBUILD_STATUS, 0x0503, "rebuild tasks: empty -> rebuild_status_resp")
+    X(REBUILD_STATUS, 0x0503, "rebuild tasks: empty -> rebuild_status_resp") \
+    X(NODE_STATE, 0x0504, "ckpt-admin node out|in (msg_admin.h) -> empty")
 
 #endif

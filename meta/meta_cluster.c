@@ -61,6 +61,7 @@ struct mnode {
     uint32_t transports;
     uint32_t state;        /* enum ckpt_node_state */
     bool heard;            /* a heartbeat since it registered */
+    bool held_out;         /* ckpt-admin node out: OUT until node in */
     uint64_t last_seen_ns;
     uint32_t ntargets;
     uint32_t tids[CKPT_NODE_MAX_TARGETS];
@@ -447,7 +448,7 @@ static void reg_done(struct meta_server *srv, struct meta_wop *w)
     n->transports = m->transports;
     n->ntargets = m->n;
     memcpy(n->tids, r->tids, sizeof(n->tids));
-    n->state = CKPT_NODE_DOWN;
+    n->state = n->held_out ? CKPT_NODE_OUT : CKPT_NODE_DOWN;
     n->heard = false;
     n->last_seen_ns = ckpt_now_ns();
     for (uint32_t i = 0; i < m->n; i++) {
@@ -517,7 +518,9 @@ void meta_di_heartbeat(struct meta_server *srv, struct ckpt_req *req)
             t->chunks = m->t[i].chunks;
         }
         n->last_seen_ns = ckpt_now_ns();
-        if (n->state != CKPT_NODE_UP || !n->heard) {
+        if (n->held_out) {
+            n->heard = true; /* alive, but the operator keeps it OUT */
+        } else if (n->state != CKPT_NODE_UP || !n->heard) {
             CKPT_LOG_INFO("node %u (%s) is UP (was %s)", n->id, n->name,
                           n->heard ? ckpt_node_state_name(n->state) : "registering");
             n->state = CKPT_NODE_UP;
@@ -638,6 +641,32 @@ void meta_cluster_tick(struct meta_server *srv, uint64_t now_ns)
         }
     }
     pthread_mutex_unlock(&srv->cl_lock);
+}
+
+int meta_cluster_node_hold(struct meta_server *srv, uint32_t node_id, int hold)
+{
+    struct meta_cluster *cl = srv->cl;
+    int rc = 0;
+
+    pthread_mutex_lock(&srv->cl_lock);
+    struct mnode *n = node_get(cl, node_id);
+    if (!n) {
+        rc = -ENOENT;
+    } else if (hold > 0 && !n->held_out) {
+        n->held_out = true;
+        n->state = CKPT_NODE_OUT;
+        epoch_bump_locked(cl);
+        CKPT_LOG_WARN("node %u (%s) is OUT by the operator: its data is rebuilt elsewhere; "
+                      "epoch %llu", n->id, n->name, (unsigned long long)cl->epoch);
+    } else if (hold == 0 && n->held_out) {
+        n->held_out = false;
+        n->state = CKPT_NODE_DOWN; /* UP at its next heartbeat */
+        epoch_bump_locked(cl);
+        CKPT_LOG_INFO("node %u (%s) is back in by the operator; epoch %llu", n->id, n->name,
+                      (unsigned long long)cl->epoch);
+    }
+    pthread_mutex_unlock(&srv->cl_lock);
+    return rc;
 }
 
 uint64_t meta_cluster_epoch(struct meta_server *srv)

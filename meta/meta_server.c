@@ -131,6 +131,7 @@ void meta_server_opts_from_config(const struct ckpt_config *cfg, struct meta_ser
     opts->out_after_ms = cfg->meta.out_after_ms;
     opts->layout = cfg->layout.def;
     memset(opts->layout.targets, 0, sizeof(opts->layout.targets));
+    opts->transport = (enum ckpt_transport_kind)cfg->cluster.transport;
 }
 
 /* ---- wops ---------------------------------------------------------------------- */
@@ -544,6 +545,7 @@ void meta_server_destroy(meta_server *srv)
         meta_sess_drop_parked(srv);
     meta_sess_fini(srv);
     meta_ckpt_fini(srv);
+    meta_admin_fini(srv);
     meta_rebuild_fini(srv);
     meta_cluster_fini(srv);
     while (srv->rtx_n > 0)
@@ -641,6 +643,8 @@ int meta_server_create(const struct meta_server_opts *opts, meta_server **out)
         rc = meta_ckpt_init(srv);
     if (rc == 0)
         rc = meta_rebuild_init(srv);
+    if (rc == 0)
+        rc = meta_admin_init(srv);
     if (rc < 0) {
         CKPT_LOG_ERR("cannot load the server state from %s: " CKPT_RC_FMT, srv->opts.data_dir,
                      CKPT_RC_ARGS(rc));
@@ -650,7 +654,7 @@ int meta_server_create(const struct meta_server_opts *opts, meta_server **out)
     memset(&no, 0, sizeof(no));
     memcpy(no.key, srv->opts.key, sizeof(no.key));
     no.name = "ckpt-meta";
-    no.transport = CKPT_TRANSPORT_TCP;
+    no.transport = srv->opts.transport;
     rc = ckpt_net_create(&no, &srv->net);
     if (rc < 0)
         goto fail;

@@ -139,7 +139,9 @@ struct meta_op_desc {
     /* rebuild tasks (meta_rebuild.c) */                                      \
     X(TASK_FETCH, META_DI(meta_di_task_fetch))                                \
     X(TASK_DONE, META_WR(meta_wop_task_done))                                 \
-    X(REBUILD_STATUS, META_DI(meta_di_rebuild_status))
+    X(REBUILD_STATUS, META_DI(meta_di_rebuild_status))                        \
+    /* operator (meta_admin.c) */                                             \
+    X(NODE_STATE, META_WR(meta_wop_node_state))
 
 /* Handlers, by file. */
 /* meta_ops.c */
@@ -171,6 +173,7 @@ struct meta_cluster;  /* meta_cluster.c */
 struct meta_delq;     /* meta_delq.c */
 struct meta_ckpt;     /* meta_ckpt.c */
 struct meta_rebuild;  /* meta_rebuild.c */
+struct meta_admin;    /* meta_admin.c */
 struct meta_undo_log; /* meta_session.c */
 
 /*
@@ -209,6 +212,7 @@ struct meta_server {
     struct meta_delq *dq;               /* meta_delq.c, own lock */
     struct meta_ckpt *ck;               /* meta_ckpt.c, own lock */
     struct meta_rebuild *rb;            /* meta_rebuild.c, own lock */
+    struct meta_admin *adm;             /* meta_admin.c, read-only after init */
 
     MDB_dbi dbi_degraded;               /* ino + data_gen + stripe -> mask */
 
@@ -312,6 +316,14 @@ int meta_cluster_pick_replacement(struct meta_server *srv, const uint32_t *used,
                                   uint32_t chunk_size, uint32_t *out_tid);
 /** Bump the map epoch (layouts changed: clients refetch). */
 void meta_cluster_epoch_bump(struct meta_server *srv);
+/**
+ * Operator hold (ckpt-admin node out|in, meta_admin.c): hold 1 shows the
+ * node OUT and keeps it OUT whatever its heartbeats say; hold 0 lifts
+ * that (the node is DOWN until its next heartbeat makes it UP); hold -1
+ * only checks that the node exists.  Bumps the epoch on a change.
+ * @return 0, -ENOENT (unknown node).
+ */
+int meta_cluster_node_hold(struct meta_server *srv, uint32_t node_id, int hold);
 
 /* ---- meta_delq.c ----------------------------------------------------- */
 
@@ -329,6 +341,15 @@ void meta_rebuild_tick(struct meta_server *srv, uint64_t now_ns);
 void meta_di_task_fetch(struct meta_server *, struct ckpt_req *);
 void meta_di_rebuild_status(struct meta_server *, struct ckpt_req *);
 extern const struct meta_wop_type meta_wop_task_done, meta_wop_rebuild_plan;
+
+/* ---- meta_admin.c ---------------------------------------------------- */
+
+/** Open the operator table and re-apply persisted holds (start-up, after
+ *  meta_cluster_init, before threads).  @return 0, store errors, -ENOMEM. */
+int meta_admin_init(struct meta_server *srv);
+/** Free.  NULL srv->adm is a no-op. */
+void meta_admin_fini(struct meta_server *srv);
+extern const struct meta_wop_type meta_wop_node_state;
 
 /* ---- meta_ckpt.c ----------------------------------------------------- */
 
