@@ -1,0 +1,728 @@
+/*
+ * fs_read.c - the read path of the FUSE client (fs_int.h): stripe loads
+ * from the targets, degraded decode, read cache and read-ahead.
+ *
+ * DESIGN
+ *
+ *   Unit of reading: a whole stripe.  fs_stripe_load() reads the k data
+ *   chunks of a stripe in parallel (CHUNK_READ, the bulk landing straight
+ *   in the stripe buffer), checks every chunk's crc32c end to end, and
+ *   classifies each chunk:
+ *
+ *     OK      read, crc good: generation g, length len
+ *     ABSENT  the target has no such chunk (-ENOENT)
+ *     ERR     error, timeout, crc mismatch, or target DOWN / suspect
+ *
+ *   The stripe's generation is the newest g among OK chunks; chunks of an
+ *   older generation are stale (a torn or degraded overwrite) and count as
+ *   lost, as does a chunk shorter than chunk_size followed by a non-empty
+ *   one (a stale chunk of the same generation, see fs_write.c: versions
+ *   write lengths forming a prefix).  Lost data chunks are rebuilt from
+ *   parity (read in the same round when a target is known to be down,
+ *   else in a second round) with ckpt_ec_decode().  A stripe of which no
+ *   chunk exists and at least m+1 chunks are ABSENT was never written (a
+ *   hole) and reads as zeros: had it been written, at most m of its
+ *   chunks could be gone.  Fewer than k usable chunks of one generation
+ *   is -EIO, never wrong bytes.  Data chunks wholly past the end of the
+ *   file are zeros by construction and are neither read nor needed.
+ *
+ *   Why whole stripes: the generation check needs every data chunk of the
+ *   stripe (a range read of one chunk cannot tell a stale chunk from a
+ *   current one), and a node verifies a chunk's crc over the whole chunk
+ *   on every read anyway.  Random small reads therefore cost a stripe
+ *   each; checkpoints are read sequentially.
+ *
+ *   Read cache: per inode, a short list of whole stripes (struct fs_rc),
+ *   most recently used first, at most readahead/stripe + 2 entries, all
+ *   inodes together within c->rc_limit (prefetches stop there; demand
+ *   loads always proceed).  A sequential reader (each read starting where
+ *   the previous ended) triggers read-ahead: the next readahead bytes of
+ *   stripes are loaded by the c->rq workers (entry: rc_load_job) while the
+ *   reader consumes the current one.  The cache lives while the inode is
+ *   open on this mount; a new version of a stripe written here drops its
+ *   cached copy, and a changed size or generation from ckpt-meta drops all.
+ *
+ *   Replies are gathered, not copied: fs_read() returns iovecs pointing
+ *   into write-back buffers (this mount's unflushed data), cached stripes
+ *   and a shared zero buffer, each pinned until the reply is sent.
+ *
+ * Threads: FUSE threads (fs_read, demand loads), c->rq workers
+ * (rc_load_job), net receive threads (chunk read completions).
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "crc.h"
+#include "err.h"
+#include "log.h"
+
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+enum cr_state { CR_NONE = 0, CR_OK, CR_ABSENT, CR_ERR };
+
+struct load {
+    fs_inode *ino;
+    uint64_t stripe;
+    uint8_t *buf;                        /* k * chunk */
+    uint8_t *pbuf;                       /* m * chunk, allocated when needed */
+    uint32_t exp[FS_MAX_CHUNKS];         /* expected data lengths from the size */
+    bool requested[FS_MAX_CHUNKS];
+    enum cr_state st[FS_MAX_CHUNKS];
+    uint64_t gen[FS_MAX_CHUNKS];
+    uint32_t len[FS_MAX_CHUNKS];
+    struct fs_bcall bc[FS_MAX_CHUNKS];
+};
+
+static uint8_t *load_ptr(struct load *l, uint32_t i)
+{
+    fs_inode *ino = l->ino;
+    if (i < ino->k)
+        return l->buf + (size_t)i * ino->chunk;
+    return l->pbuf + (size_t)(i - ino->k) * ino->chunk;
+}
+
+/* Completion of a chunk read (net receive thread): check the answer and
+ * the crc of the bytes while they are still in the cache. */
+static void load_verify(struct fs_bcall *bc)
+{
+    struct ckpt_msg_chunk_read_resp r;
+    int rc;
+
+    if (bc->status < 0)
+        return;
+    rc = ckpt_msg_chunk_read_resp_decode(bc->call.resp_body, bc->call.resp_body_len, &r);
+    if (rc == 0 && (r.chunk_len != bc->call.bulk_in_len || r.chunk_len > bc->call.bulk_in_cap))
+        rc = CKPT_E_PROTO;
+    if (rc == 0 && ckpt_crc32c(0, bc->call.bulk_in, r.chunk_len) != r.crc)
+        rc = CKPT_E_CRC;
+    if (rc == 0) {
+        bc->gen = r.gen;
+        bc->len = r.chunk_len;
+    }
+    bc->status = rc;
+}
+
+/* Submit the read of chunk i into its slot; a target that is unusable
+ * makes the chunk ERR at once. */
+static void load_issue(struct load *l, struct fs_batch *b, uint32_t i)
+{
+    fs_inode *ino = l->ino;
+    fs_client *c = ino->c;
+    struct fs_bcall *bc = &l->bc[i];
+    enum fs_target_state st;
+    ckpt_peer *peer;
+    struct ckpt_wbuf w;
+
+    l->requested[i] = true;
+    memset(bc, 0, sizeof(*bc));
+    bc->tid = fs_chunk_target(ino, l->stripe, i);
+    if (fs_map_target(c->map, bc->tid, &peer, &st) < 0 || st != FS_TARGET_OK) {
+        bc->status = -EHOSTDOWN;
+        l->st[i] = CR_ERR;
+        return;
+    }
+    struct ckpt_msg_chunk_read m = {
+        .target = bc->tid,
+        .key = {.ino = ino->ino, .stripe = l->stripe, .index = (uint16_t)i},
+        .offset = 0,
+        .len = 0,
+        .min_gen = 0,
+    };
+    ckpt_wbuf_init(&w, bc->body, sizeof(bc->body));
+    if (ckpt_msg_chunk_read_encode(&w, &m) < 0 || w.heap) {
+        ckpt_wbuf_free(&w);
+        bc->status = -EMSGSIZE;
+        l->st[i] = CR_ERR;
+        return;
+    }
+    bc->call.opcode = CKPT_OP_CHUNK_READ;
+    bc->call.body = bc->body;
+    bc->call.body_len = (uint32_t)w.len;
+    bc->call.bulk_in = load_ptr(l, i);
+    bc->call.bulk_in_cap = ino->chunk;
+    bc->call.timeout_ms = c->opts.chunk_timeout_ms;
+    bc->verify = load_verify;
+    if (fs_batch_submit(b, peer, bc) < 0)
+        l->st[i] = CR_ERR;
+}
+
+/* Classify the answered reads of this round. */
+static void load_collect(struct load *l)
+{
+    fs_inode *ino = l->ino;
+    fs_client *c = ino->c;
+
+    for (uint32_t i = 0; i < ino->k + ino->m; i++) {
+        struct fs_bcall *bc = &l->bc[i];
+        if (!l->requested[i] || l->st[i] != CR_NONE)
+            continue;
+        int rc = bc->status; /* verified by load_verify() */
+        if (rc == 0) {
+            l->st[i] = CR_OK;
+            l->gen[i] = bc->gen;
+            l->len[i] = bc->len;
+        }
+        if (rc == -ENOENT) {
+            l->st[i] = CR_ABSENT;
+        } else if (rc < 0) {
+            l->st[i] = CR_ERR;
+            fs_map_suspect(c->map, bc->tid, rc);
+            CKPT_LOG_INFO("chunk %llu/%llu/%u on target %u: " CKPT_RC_FMT
+                          ": reading around it", (unsigned long long)ino->ino,
+                          (unsigned long long)l->stripe, i, bc->tid, CKPT_RC_ARGS(rc));
+        }
+        ckpt_call_release(&bc->call);
+    }
+}
+
+enum verdict { V_DONE, V_HOLE, V_DECODE, V_MORE, V_FAIL };
+
+/* Decide from what has been read.  *out_lost: data chunks to rebuild;
+ * *out_inputs: chunks to decode from. */
+static enum verdict load_judge(struct load *l, uint32_t *out_lost, uint32_t *out_inputs)
+{
+    fs_inode *ino = l->ino;
+    uint32_t k = ino->k, m = ino->m, n = k + m;
+    uint64_t gmax = 0;
+    bool any_ok = false, all_requested = true;
+    uint32_t absent = 0, good = 0, lost = 0, inputs = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        if (l->st[i] == CR_OK) {
+            any_ok = true;
+            if (l->gen[i] > gmax)
+                gmax = l->gen[i];
+        }
+        if (l->st[i] == CR_ABSENT)
+            absent++;
+        if (i >= k || l->exp[i])
+            all_requested = all_requested && l->requested[i];
+    }
+    if (!any_ok) {
+        if (absent >= m + 1)
+            return V_HOLE;
+        return all_requested ? V_FAIL : V_MORE;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        bool ok = l->st[i] == CR_OK && l->gen[i] == gmax;
+        if (ok && i < k && l->len[i] < ino->chunk) {
+            /* A short data chunk followed by a non-empty one is stale. */
+            for (uint32_t j = i + 1; j < k; j++)
+                if (l->st[j] == CR_OK && l->gen[j] == gmax && l->len[j] > 0)
+                    ok = false;
+        }
+        if (i < k && !l->exp[i])
+            ok = true; /* past the end of the file: zeros */
+        if (ok) {
+            good |= 1u << i;
+            inputs |= 1u << i;
+        } else if (i < k) {
+            lost |= 1u << i;
+        }
+    }
+    *out_lost = lost;
+    *out_inputs = inputs;
+    if (!lost)
+        return V_DONE;
+    if ((uint32_t)__builtin_popcount(good) >= k && (good >> k))
+        return V_DECODE;
+    return all_requested ? V_FAIL : V_MORE;
+}
+
+int fs_stripe_load(fs_inode *ino, uint64_t stripe, uint64_t size, uint8_t *buf)
+{
+    fs_client *c = ino->c;
+    uint32_t k = ino->k, m = ino->m, n = k + m, chunk = ino->chunk;
+    struct load *l;
+    struct fs_batch b;
+    uint32_t lost = 0, inputs = 0, down = 0;
+    enum verdict v;
+    int rc = 0;
+
+    l = ckpt_calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    l->ino = ino;
+    l->stripe = stripe;
+    l->buf = buf;
+    for (uint32_t i = 0; i < k; i++)
+        l->exp[i] = ckpt_layout_chunk_len(&ino->layout, size, stripe, i);
+
+    /* Round 1: the data chunks; parity too when some target is known down. */
+    fs_batch_init(&b);
+    for (uint32_t i = 0; i < k; i++) {
+        if (!l->exp[i])
+            continue;
+        load_issue(l, &b, i);
+        if (l->st[i] == CR_ERR)
+            down++;
+    }
+    if (down && m) {
+        l->pbuf = ckpt_net_buf_alloc(c->net, (size_t)m * chunk);
+        if (l->pbuf)
+            for (uint32_t i = k; i < n; i++)
+                load_issue(l, &b, i);
+    }
+    fs_batch_wait(&b);
+    load_collect(l);
+    v = load_judge(l, &lost, &inputs);
+
+    if (v == V_MORE) {
+        /* Round 2: everything not read yet. */
+        if (!l->pbuf && m)
+            l->pbuf = ckpt_net_buf_alloc(c->net, (size_t)m * chunk);
+        if (!l->pbuf && m) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        fs_batch_init(&b);
+        for (uint32_t i = 0; i < n; i++)
+            if (!l->requested[i] && (i >= k || l->exp[i]))
+                load_issue(l, &b, i);
+        fs_batch_wait(&b);
+        load_collect(l);
+        v = load_judge(l, &lost, &inputs);
+        if (v == V_MORE)
+            v = V_FAIL;
+    }
+
+    switch (v) {
+    case V_HOLE:
+        memset(buf, 0, (size_t)k * chunk);
+        break;
+    case V_DONE:
+        for (uint32_t i = 0; i < k; i++) {
+            uint32_t have = l->st[i] == CR_OK ? l->len[i] : 0;
+            memset(buf + (size_t)i * chunk + have, 0, chunk - have);
+        }
+        break;
+    case V_DECODE: {
+        uint8_t *ptrs[FS_MAX_CHUNKS];
+        uint32_t L = 0;
+        for (uint32_t i = k; i < n; i++)
+            if ((inputs >> i) & 1 && l->len[i] > L)
+                L = l->len[i];
+        for (uint32_t i = 0; i < n; i++) {
+            ptrs[i] = NULL;
+            if ((inputs >> i) & 1) {
+                uint32_t have = l->st[i] == CR_OK ? l->len[i] : 0;
+                if (i < k && !l->exp[i])
+                    have = 0;
+                if (have < L)
+                    memset(load_ptr(l, i) + have, 0, L - have);
+                ptrs[i] = load_ptr(l, i);
+            } else if ((lost >> i) & 1) {
+                ptrs[i] = load_ptr(l, i);
+            }
+        }
+        rc = ckpt_ec_decode(ino->ec, L, ptrs, lost);
+        if (rc < 0)
+            break;
+        atomic_fetch_add(&c->st.stripes_decoded, 1);
+        for (uint32_t i = 0; i < k; i++) {
+            uint32_t have = L;
+            if (l->st[i] == CR_OK && l->exp[i] && ((inputs >> i) & 1) && l->len[i] > L)
+                have = l->len[i];
+            memset(buf + (size_t)i * chunk + have, 0, chunk - have);
+        }
+        break;
+    }
+    default:
+        rc = CKPT_E_UNRECOV;
+        break;
+    }
+out:
+    if (rc < 0) {
+        char why[160];
+        int o = 0;
+        for (uint32_t i = 0; i < n && o < (int)sizeof(why) - 12; i++)
+            o += snprintf(why + o, sizeof(why) - o, "%s%c", i ? " " : "",
+                          "-OAE"[l->st[i]]);
+        CKPT_LOG_ERR("inode %llu stripe %llu: unreadable (" CKPT_RC_FMT "), chunks [%s] "
+                     "(O ok, A absent, E error, - not read)", (unsigned long long)ino->ino,
+                     (unsigned long long)stripe, CKPT_RC_ARGS(rc), why);
+    } else {
+        atomic_fetch_add(&c->st.stripes_loaded, 1);
+    }
+    ckpt_net_buf_free(c->net, l->pbuf, (size_t)m * chunk);
+    ckpt_free(l);
+    return rc < 0 ? -EIO : 0;
+}
+
+/* ---- read cache ---------------------------------------------------------------- */
+
+static void rc_unlink_locked(fs_inode *ino, struct fs_rc *rc)
+{
+    if (rc->prev)
+        rc->prev->next = rc->next;
+    else
+        ino->rc_head = rc->next;
+    if (rc->next)
+        rc->next->prev = rc->prev;
+    rc->next = rc->prev = NULL;
+    ino->nrc--;
+}
+
+static void rc_link_head_locked(fs_inode *ino, struct fs_rc *rc)
+{
+    rc->prev = NULL;
+    rc->next = ino->rc_head;
+    if (ino->rc_head)
+        ino->rc_head->prev = rc;
+    ino->rc_head = rc;
+    ino->nrc++;
+}
+
+/* Unlink; free now (onto *out_free) or at the last unpin. */
+static void rc_kill_locked(fs_inode *ino, struct fs_rc *rc, struct fs_rc **out_free)
+{
+    rc_unlink_locked(ino, rc);
+    if (rc->pins == 0) {
+        rc->next = *out_free;
+        *out_free = rc;
+    } else {
+        rc->dead = true;
+    }
+}
+
+void fs_rc_drop_locked(fs_inode *ino, uint64_t stripe, bool all, struct fs_rc **out_free)
+{
+    struct fs_rc *rc = ino->rc_head;
+    while (rc) {
+        struct fs_rc *next = rc->next;
+        if (all || rc->stripe == stripe)
+            rc_kill_locked(ino, rc, out_free);
+        rc = next;
+    }
+}
+
+void fs_rc_free_list(fs_client *c, struct fs_rc *list)
+{
+    while (list) {
+        struct fs_rc *next = list->next;
+        size_t bytes = (size_t)list->ino->k * list->ino->chunk;
+        ckpt_net_buf_free(c->net, list->data, bytes);
+        pthread_mutex_lock(&c->lock);
+        c->rc_bytes -= bytes;
+        pthread_mutex_unlock(&c->lock);
+        ckpt_free(list);
+        list = next;
+    }
+}
+
+static void rc_unpin_locked(fs_inode *ino, struct fs_rc *rc, struct fs_rc **out_free)
+{
+    (void)ino;
+    if (--rc->pins == 0 && rc->dead) {
+        rc->next = *out_free;
+        *out_free = rc;
+    }
+}
+
+static uint32_t ra_stripes(const fs_inode *ino)
+{
+    uint64_t ra = ino->c->opts.readahead_bytes;
+    if (!ra)
+        return 0;
+    uint64_t n = (ra + ino->sbytes - 1) / ino->sbytes;
+    return (uint32_t)fs_min_u64(n, 256);
+}
+
+static struct fs_rc *rc_find_locked(fs_inode *ino, uint64_t stripe)
+{
+    for (struct fs_rc *rc = ino->rc_head; rc; rc = rc->next)
+        if (rc->stripe == stripe)
+            return rc;
+    return NULL;
+}
+
+/*
+ * A new LOADING entry for stripe, pinned once for its loader, linked at
+ * the head.  prefetch: only within the memory budget and if an old entry
+ * can make room.  NULL when not possible (or out of memory).
+ */
+static struct fs_rc *rc_new_locked(fs_inode *ino, uint64_t stripe, uint64_t size,
+                                   bool prefetch, struct fs_rc **out_free)
+{
+    fs_client *c = ino->c;
+    size_t bytes = (size_t)ino->k * ino->chunk;
+    uint32_t cap = ra_stripes(ino) + 2;
+
+    /* Make room: evict what nobody uses and a sequential reader will not
+     * want: stripes behind its position, or far ahead of its window.
+     * Prefetched stripes it has yet to reach stay (evicting those, as a
+     * plain LRU would, makes read-ahead fetch everything twice). */
+    if (ino->nrc >= cap) {
+        uint64_t pos = ino->ra_next / ino->sbytes;
+        struct fs_rc *t = ino->rc_head;
+        while (t && t->next)
+            t = t->next;
+        while (t && ino->nrc >= cap) {
+            struct fs_rc *prev = t->prev;
+            bool wanted = t->stripe >= pos && t->stripe <= pos + cap;
+            if (!t->pins && t->state != FS_RC_LOADING && !wanted)
+                rc_kill_locked(ino, t, out_free);
+            t = prev;
+        }
+        if (prefetch && ino->nrc >= cap)
+            return NULL;
+    }
+    pthread_mutex_lock(&c->lock);
+    bool ok = !prefetch || c->rc_bytes + bytes <= c->rc_limit;
+    if (ok)
+        c->rc_bytes += bytes;
+    pthread_mutex_unlock(&c->lock);
+    if (!ok)
+        return NULL;
+    struct fs_rc *rc = ckpt_calloc(1, sizeof(*rc));
+    if (rc)
+        rc->data = ckpt_net_buf_alloc(c->net, bytes);
+    if (!rc || !rc->data) {
+        ckpt_free(rc);
+        pthread_mutex_lock(&c->lock);
+        c->rc_bytes -= bytes;
+        pthread_mutex_unlock(&c->lock);
+        return NULL;
+    }
+    rc->ino = ino;
+    rc->stripe = stripe;
+    rc->state = FS_RC_LOADING;
+    rc->pins = 1;
+    rc->size = size;
+    rc_link_head_locked(ino, rc);
+    return rc;
+}
+
+static void rc_load_job(struct fs_job *job)
+{
+    struct fs_rc *rc = container_of(job, struct fs_rc, job);
+    fs_inode *ino = rc->ino;
+    struct fs_rc *dead = NULL;
+
+    int err = fs_stripe_load(ino, rc->stripe, rc->size, rc->data);
+    pthread_mutex_lock(&ino->lock);
+    rc->err = err;
+    rc->state = err ? FS_RC_FAILED : FS_RC_READY;
+    pthread_cond_broadcast(&ino->cond);
+    if (err && !rc->dead)
+        rc_kill_locked(ino, rc, &dead); /* failed prefetch: a reader retries */
+    rc_unpin_locked(ino, rc, &dead);
+    pthread_mutex_unlock(&ino->lock);
+    fs_rc_free_list(ino->c, dead);
+    fs_inode_put(ino);
+}
+
+/* Queue loads of the stripes after `last` a sequential reader will want. */
+static void ra_kick_locked(fs_inode *ino, uint64_t last, uint64_t size,
+                           struct fs_rc **out_free)
+{
+    uint32_t r = ra_stripes(ino);
+    uint64_t nstripes = (size + ino->sbytes - 1) / ino->sbytes;
+
+    for (uint64_t s = last + 1; s <= last + r && s < nstripes; s++) {
+        if (rc_find_locked(ino, s) || fs_sv_find_locked(ino, s))
+            continue;
+        struct fs_rc *rc = rc_new_locked(ino, s, size, true, out_free);
+        if (!rc)
+            break;
+        rc->job.fn = rc_load_job;
+        fs_inode_ref(ino);
+        fs_wq_push(ino->c->rq, &rc->job);
+    }
+}
+
+/* ---- read() ---------------------------------------------------------------------- */
+
+static int res_add(struct fs_rres *res, void *p, size_t n)
+{
+    if (res->niov == res->capiov) {
+        int cap = res->capiov ? res->capiov * 2 : 8;
+        struct iovec *v = ckpt_realloc(res->iov, (size_t)cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        res->iov = v;
+        res->capiov = cap;
+    }
+    res->iov[res->niov].iov_base = p;
+    res->iov[res->niov].iov_len = n;
+    res->niov++;
+    res->total += n;
+    return 0;
+}
+
+static int res_zeros(fs_client *c, struct fs_rres *res, size_t n)
+{
+    while (n) {
+        size_t z = n < FS_ZERO_LEN ? n : FS_ZERO_LEN;
+        int rc = res_add(res, c->zeros, z);
+        if (rc < 0)
+            return rc;
+        n -= z;
+    }
+    return 0;
+}
+
+static int res_pin_sv(struct fs_rres *res, struct fs_sv *sv, int cap)
+{
+    if (!res->svs) {
+        res->svs = ckpt_calloc((size_t)cap, sizeof(*res->svs));
+        if (!res->svs)
+            return -ENOMEM;
+    }
+    res->svs[res->nsvs++] = sv;
+    sv->pins++;
+    return 0;
+}
+
+static int res_pin_rc(struct fs_rres *res, struct fs_rc *rc, int cap)
+{
+    if (!res->rcs) {
+        res->rcs = ckpt_calloc((size_t)cap, sizeof(*res->rcs));
+        if (!res->rcs)
+            return -ENOMEM;
+    }
+    res->rcs[res->nrcs++] = rc;
+    return 0;
+}
+
+int fs_read(fs_inode *ino, uint64_t off, size_t len, struct fs_rres *res)
+{
+    fs_client *c = ino->c;
+    uint64_t S = ino->sbytes, size, pos, end, last = 0;
+    struct fs_rc *dead = NULL;
+    bool seq;
+    int rc = 0;
+
+    memset(res, 0, sizeof(*res));
+    pthread_mutex_lock(&ino->lock);
+    size = ino->size;
+    if (off >= size || !len) {
+        pthread_mutex_unlock(&ino->lock);
+        return 0;
+    }
+    end = off + fs_min_u64(len, size - off);
+    /* Sequential, give or take a stripe: the kernel's parallel read-ahead
+     * requests may arrive out of order. */
+    seq = off == 0 || (off + 2 * S >= ino->ra_next && off <= ino->ra_next + 2 * S);
+    ino->ra_streak = seq ? ino->ra_streak + 1 : 0;
+    ino->ra_next = seq ? fs_max_u64(ino->ra_next, end) : end;
+    int cap = (int)((end - off) / S + 2);
+
+    for (pos = off; pos < end;) {
+        uint64_t stripe = pos / S, so = pos % S;
+        uint64_t n = fs_min_u64(end - pos, S - so);
+        last = stripe;
+        struct fs_sv *sv = fs_sv_find_locked(ino, stripe);
+        if (sv) {
+            /* This mount's own unflushed (or in flight) bytes. */
+            uint64_t ext = sv->state == FS_SV_OPEN ? sv->resv : sv->valid;
+            rc = res_pin_sv(res, sv, cap);
+            if (rc < 0)
+                break;
+            uint64_t have = so < ext ? fs_min_u64(n, ext - so) : 0;
+            if (have)
+                rc = res_add(res, sv->data + so, have);
+            if (rc == 0 && n > have)
+                rc = res_zeros(c, res, n - have);
+            if (rc < 0)
+                break;
+            pos += n;
+            continue;
+        }
+        struct fs_rc *e = rc_find_locked(ino, stripe);
+        if (e && e->state == FS_RC_FAILED) {
+            rc_kill_locked(ino, e, &dead);
+            e = NULL;
+        }
+        if (!e) {
+            e = rc_new_locked(ino, stripe, size, false, &dead);
+            if (!e) {
+                rc = -ENOMEM;
+                break;
+            }
+            pthread_mutex_unlock(&ino->lock);
+            int err = fs_stripe_load(ino, stripe, size, e->data);
+            pthread_mutex_lock(&ino->lock);
+            e->err = err;
+            e->state = err ? FS_RC_FAILED : FS_RC_READY;
+            pthread_cond_broadcast(&ino->cond);
+        } else {
+            if (e->state == FS_RC_READY)
+                atomic_fetch_add(&c->st.ra_hits, 1);
+            e->pins++;
+            while (e->state == FS_RC_LOADING)
+                pthread_cond_wait(&ino->cond, &ino->lock);
+        }
+        if (e->state == FS_RC_FAILED) {
+            rc = e->err ? e->err : -EIO;
+            if (!e->dead)
+                rc_kill_locked(ino, e, &dead);
+            rc_unpin_locked(ino, e, &dead);
+            break;
+        }
+        if (e != ino->rc_head && !e->dead) {
+            rc_unlink_locked(ino, e);
+            rc_link_head_locked(ino, e);
+        }
+        rc = res_pin_rc(res, e, cap);
+        if (rc < 0) {
+            rc_unpin_locked(ino, e, &dead);
+            break;
+        }
+        rc = res_add(res, e->data + so, n);
+        if (rc < 0)
+            break;
+        pos += n;
+    }
+    if (rc == 0 && seq && ino->ra_streak >= 2)
+        ra_kick_locked(ino, last, size, &dead);
+    pthread_mutex_unlock(&ino->lock);
+    fs_rc_free_list(c, dead);
+    if (rc < 0) {
+        fs_rres_done(ino, res);
+        return rc;
+    }
+    atomic_fetch_add(&c->st.bytes_read, res->total);
+    return 0;
+}
+
+void fs_rres_done(fs_inode *ino, struct fs_rres *res)
+{
+    struct fs_rc *dead = NULL;
+    struct fs_sv *svfree[64];
+    int nfree = 0;
+
+    pthread_mutex_lock(&ino->lock);
+    for (int i = 0; i < res->nrcs; i++)
+        rc_unpin_locked(ino, res->rcs[i], &dead);
+    for (int i = 0; i < res->nsvs; i++) {
+        struct fs_sv *f = NULL;
+        fs_sv_unpin_locked(ino, res->svs[i], &f);
+        if (f) {
+            if (nfree < 64) {
+                svfree[nfree++] = f;
+            } else {
+                /* Not expected (a read spans few stripes); stay correct. */
+                pthread_mutex_unlock(&ino->lock);
+                fs_sv_free(f);
+                fs_inode_put(ino);
+                pthread_mutex_lock(&ino->lock);
+            }
+        }
+    }
+    pthread_mutex_unlock(&ino->lock);
+    for (int i = 0; i < nfree; i++) {
+        fs_sv_free(svfree[i]);
+        fs_inode_put(ino);
+    }
+    fs_rc_free_list(ino->c, dead);
+    ckpt_free(res->iov);
+    ckpt_free(res->svs);
+    ckpt_free(res->rcs);
+    memset(res, 0, sizeof(*res));
+}
