@@ -130,7 +130,9 @@ cat > "$RUN/stage2" <<EOF
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm; cp '$RUN/cmd' /dev/shm/.rdmavm-cmd
-mount -t tmpfs tmpfs /tmp; mount -t tmpfs tmpfs /run; mkdir -p '$ROOT/build'
+mount -t tmpfs tmpfs /run; mkdir -p '$ROOT/build'
+# No tmpfs on /tmp: / is already a writable overlay, and a fresh /tmp would
+# hide a repository cloned under /tmp (as CI may do) from the guest.
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 share '$ROOT/build'
 dmesg -n 1; hostname rdmavm; export HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin
 ip link set lo up
