@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fuse_opt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,7 +301,8 @@ static int build(struct pstate *p, struct mopts *mo, struct fuse_args *fa)
         rc = FS_ARGS_USAGE;
         goto out;
     }
-    snprintf(a->mountpoint, sizeof(a->mountpoint), "%s", p->pos[p->npos - 1]);
+    if (!realpath(p->pos[p->npos - 1], a->mountpoint))
+        snprintf(a->mountpoint, sizeof(a->mountpoint), "%s", p->pos[p->npos - 1]);
     struct stat st;
     if (stat(a->mountpoint, &st) < 0) {
         perr(p, "mountpoint %s: %s", a->mountpoint, strerror(errno));

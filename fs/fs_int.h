@@ -77,6 +77,10 @@ struct fs_stats {
 
 struct fs_client {
     struct fs_opts opts;
+    /* Stripe completions past the point where waiters can see them done
+     * but not yet finished freeing (sv_complete); unmount waits for 0
+     * before it frees inodes that are still referenced. */
+    atomic_int completing;
     ckpt_net *net;
     ckpt_mclient *mc;
     fs_map *map;
@@ -87,7 +91,7 @@ struct fs_client {
     uint32_t max_flight;           /* stripes sending at once */
 
     pthread_mutex_t lock;
-    pthread_cond_t cond;           /* nflight went down */
+    pthread_cond_t cond;           /* wakes the write-behind flusher */
     fs_inode *itab[FS_ITAB_BUCKETS]; /* protected by lock */
     uint64_t ninodes;              /* protected by lock */
     uint32_t nflight;              /* protected by lock: stripes sending */
@@ -251,6 +255,7 @@ struct fs_sv {
     struct fs_sv *fhnext;          /* ino->fl_hash chain */
     struct fs_sv *successor;       /* newer version of this stripe waiting */
     bool holds_slot;               /* counted in c->nflight */
+    bool try_all;                  /* send even to targets the map calls DOWN */
     struct fs_sv *slot_next;       /* c->slot_head queue */
     bool held;                     /* c->lock: on the write-behind list */
     struct fs_sv *hold_next, *hold_prev; /* c->held_head list */

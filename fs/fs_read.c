@@ -73,6 +73,7 @@ struct load {
     uint32_t exp[FS_MAX_CHUNKS];         /* expected data lengths from the size */
     bool requested[FS_MAX_CHUNKS];
     enum cr_state st[FS_MAX_CHUNKS];
+    bool skipped[FS_MAX_CHUNKS];         /* not tried: the map says unusable */
     uint64_t gen[FS_MAX_CHUNKS];
     uint32_t len[FS_MAX_CHUNKS];
     struct fs_bcall bc[FS_MAX_CHUNKS];
@@ -108,8 +109,8 @@ static void load_verify(struct fs_bcall *bc)
 }
 
 /* Submit the read of chunk i into its slot; a target that is unusable
- * makes the chunk ERR at once. */
-static void load_issue(struct load *l, struct fs_batch *b, uint32_t i)
+ * (unless force) makes the chunk ERR at once. */
+static void load_issue(struct load *l, struct fs_batch *b, uint32_t i, bool force)
 {
     fs_inode *ino = l->ino;
     fs_client *c = ino->c;
@@ -121,9 +122,15 @@ static void load_issue(struct load *l, struct fs_batch *b, uint32_t i)
     l->requested[i] = true;
     memset(bc, 0, sizeof(*bc));
     bc->tid = fs_chunk_target(ino, l->stripe, i);
-    if (fs_map_target(c->map, bc->tid, &peer, &st) < 0 || st != FS_TARGET_OK) {
+    if (fs_map_target(c->map, bc->tid, &peer, &st) < 0) {
         bc->status = -EHOSTDOWN;
         l->st[i] = CR_ERR;
+        return;
+    }
+    if (st != FS_TARGET_OK && !force) {
+        bc->status = -EHOSTDOWN;
+        l->st[i] = CR_ERR;
+        l->skipped[i] = true;
         return;
     }
     struct ckpt_msg_chunk_read m = {
@@ -258,7 +265,7 @@ int fs_stripe_load(fs_inode *ino, uint64_t stripe, uint64_t size, uint8_t *buf)
     for (uint32_t i = 0; i < k; i++) {
         if (!l->exp[i])
             continue;
-        load_issue(l, &b, i);
+        load_issue(l, &b, i, false);
         if (l->st[i] == CR_ERR)
             down++;
     }
@@ -266,7 +273,7 @@ int fs_stripe_load(fs_inode *ino, uint64_t stripe, uint64_t size, uint8_t *buf)
         l->pbuf = ckpt_net_buf_alloc(c->net, (size_t)m * chunk);
         if (l->pbuf)
             for (uint32_t i = k; i < n; i++)
-                load_issue(l, &b, i);
+                load_issue(l, &b, i, false);
     }
     fs_batch_wait(&b);
     load_collect(l);
@@ -283,12 +290,36 @@ int fs_stripe_load(fs_inode *ino, uint64_t stripe, uint64_t size, uint8_t *buf)
         fs_batch_init(&b);
         for (uint32_t i = 0; i < n; i++)
             if (!l->requested[i] && (i >= k || l->exp[i]))
-                load_issue(l, &b, i);
+                load_issue(l, &b, i, false);
         fs_batch_wait(&b);
         load_collect(l);
         v = load_judge(l, &lost, &inputs);
         if (v == V_MORE)
             v = V_FAIL;
+    }
+    if (v == V_FAIL) {
+        /* Round 3: the map may be wrong for a while (ckpt-meta restarted,
+         * nodes not heartbeating yet): try the targets it made us skip. */
+        bool any = false;
+        fs_batch_init(&b);
+        for (uint32_t i = 0; i < n; i++) {
+            if (!l->skipped[i])
+                continue;
+            if (i >= k && !l->pbuf)
+                continue;
+            l->skipped[i] = false;
+            l->requested[i] = false;
+            l->st[i] = CR_NONE;
+            load_issue(l, &b, i, true);
+            any = true;
+        }
+        fs_batch_wait(&b);
+        if (any) {
+            load_collect(l);
+            v = load_judge(l, &lost, &inputs);
+            if (v == V_MORE)
+                v = V_FAIL;
+        }
     }
 
     switch (v) {

@@ -37,13 +37,16 @@
  *   lands last.
  *
  *   Write-behind: a stripe that a writer has just filled does not start
- *   its encode and sends at once: it waits on the client's held list
- *   (fs_client_hold_locked) until its writer pauses for FS_HOLD_IDLE_MS,
- *   closes, fsyncs, or until three quarters of dirty_limit are held (the flusher
- *   thread, fs_client.c).  On a machine whose cores the application uses,
- *   draining while it writes only slows the writer down (the nodes and
- *   the encoder compete for the same cores); a checkpoint that fits in
- *   dirty_limit is absorbed at memory speed and drained right after.
+ *   its encode and sends at once: it is QUEUED but waits on the client's
+ *   held list (fs_client_hold_locked) instead of the work queue, until its
+ *   writer pauses for FS_HOLD_IDLE_MS, closes, fsyncs, or until three
+ *   quarters of dirty_limit are held (the flusher thread, fs_client.c).
+ *   On a machine whose cores the application uses, draining while it
+ *   writes only slows the writer down (the nodes and the encoder compete
+ *   for the same cores: measured 3-7x slower writes); a checkpoint that
+ *   fits in dirty_limit is absorbed at memory speed and drained right
+ *   after.  Every path that waits for versions (fsync, close, truncate,
+ *   O_TRUNC, memory pressure, unmount) first queues the held ones.
  *
  *   Every version writes all k+m chunks with one generation (the file's
  *   data_gen), data chunk lengths forming the prefix [0, valid) of the
@@ -398,7 +401,8 @@ static void cw_done(struct ckpt_call *call)
     cw_finish(cw, st, true);
 }
 
-/* Send chunk i of sv.  force: try a suspected node anyway (a resend). */
+/* Send chunk i of sv.  force: try a suspected node anyway (a resend).
+ * sv->try_all: try nodes the map calls DOWN too (too few are UP). */
 static void cw_send(struct fs_sv *sv, uint32_t i, bool force)
 {
     fs_inode *ino = sv->ino;
@@ -413,7 +417,7 @@ static void cw_send(struct fs_sv *sv, uint32_t i, bool force)
         cw_finish(cw, -ENXIO, false);
         return;
     }
-    if (st == FS_TARGET_DOWN || (st == FS_TARGET_SUSPECT && !force)) {
+    if (!sv->try_all && (st == FS_TARGET_DOWN || (st == FS_TARGET_SUSPECT && !force))) {
         cw_finish(cw, -EHOSTDOWN, false);
         return;
     }
@@ -527,6 +531,21 @@ static void sv_run(struct fs_job *job)
     sv->gen = ino->gen;
     sv->state = FS_SV_FLIGHT;
     pthread_mutex_unlock(&ino->lock);
+
+    /* Chunks to targets the map calls DOWN are skipped (the stripe is
+     * written degraded) - unless that would leave fewer than k: the map
+     * can be wrong for a while (ckpt-meta just restarted and the nodes have
+     * not heartbeaten yet), and trying a dead node costs one refused
+     * connection. */
+    uint32_t usable = 0;
+    for (uint32_t i = 0; i < k + m; i++) {
+        enum fs_target_state st;
+        ckpt_peer *peer;
+        if (fs_map_target(c->map, fs_chunk_target(ino, sv->stripe, i), &peer, &st) == 0 &&
+            st == FS_TARGET_OK)
+            usable++;
+    }
+    sv->try_all = usable < k;
 
     /* One extra count keeps the version alive through the loop below. */
     atomic_store(&sv->pending, (int)(k + m + 1));
@@ -659,14 +678,17 @@ static void sv_complete(struct fs_sv *sv)
         sv->successor = NULL;
     }
     rels_kick_locked(ino);
-    pthread_cond_broadcast(&ino->cond);
     free_now = sv->pins == 0;
     if (!free_now)
         sv->dead = true;
+    else /* before waiters can see it done: unmount waits for us */
+        atomic_fetch_add(&c->completing, 1);
+    pthread_cond_broadcast(&ino->cond);
     pthread_mutex_unlock(&ino->lock);
     if (free_now) {
         fs_sv_free(sv);
         fs_inode_put(ino);
+        atomic_fetch_sub(&c->completing, 1);
     }
 }
 
@@ -1081,6 +1103,7 @@ void fs_delete_chunks(fs_client *c, uint64_t ino, const struct ckpt_layout *layo
 static void drain_locked(fs_inode *ino, bool discard_open, struct fs_sv **out_discard)
 {
     *out_discard = NULL;
+    fs_client_unhold_inode_locked(ino->c, ino); /* held versions must finish too */
     if (discard_open) {
         while (ino->nopen) {
             struct fs_sv *sv = NULL;

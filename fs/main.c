@@ -36,6 +36,7 @@ static void *hup_thread(void *arg)
 int main(int argc, char **argv)
 {
     static sigset_t hup;
+    struct fuse_args fa = FUSE_ARGS_INIT(0, NULL);
     struct fs_args a;
     struct fuse_session *se = NULL;
     fs_client *c = NULL;
@@ -74,7 +75,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "ckptfs: out of memory\n");
         goto out;
     }
-    struct fuse_args fa = FUSE_ARGS_INIT(a.fuse_argc, a.fuse_argv);
+    /* fa owns the vector from here: libfuse may replace it while parsing. */
+    fa = (struct fuse_args)FUSE_ARGS_INIT(a.fuse_argc, a.fuse_argv);
+    fa.allocated = 1;
+    a.fuse_argc = 0;
+    a.fuse_argv = NULL;
     se = fuse_session_new(&fa, fs_ops(), fs_ops_size(), c);
     if (!se)
         goto out; /* libfuse said why (unknown option...) */
@@ -133,6 +138,7 @@ out:
     if (se)
         fuse_session_destroy(se);
     fs_client_destroy(c);
+    fuse_opt_free_args(&fa);
     fs_args_free(&a);
     return rc;
 }

@@ -12,6 +12,8 @@
 #   writing   a node is killed in the middle of a 120 MiB write (and fsync):
 #             the write succeeds and reads back bit-exact on the other
 #             mount; a new file written while the node is dead too
+#   meta      ckpt-meta is killed -9 and restarted: both mounts read and
+#             write at once (before the nodes heartbeat to the new ckpt-meta)
 #
 # Every wait polls a condition with a deadline (no bare sleeps); every read
 # that may hang runs under timeout(1).  The EXIT trap unmounts the second
@@ -145,6 +147,17 @@ FILES="w w2"
 check_all "$M2"
 check_all "$M"
 grep -q "written degraded" "$C/logs/ckptfs.log" || fail "no degraded stripe was logged"
+
+say meta "ckpt-meta killed -9 and restarted"
+"$CC" -q kill "$C" meta || die "kill meta"
+"$CC" -q start "$C" meta || die "start meta"
+check_all "$M"
+check_all "$M2"
+head -c $((6 << 20 | 77)) /dev/urandom >"$T/w3"
+sha "$T/w3" >"$T/sum.w3"
+cp "$T/w3" "$M/w3" || fail "write after the restart"
+FILES="w w2 w3"
+check_all "$M2"
 
 if [ "$FAILS" -gt 0 ]; then
     echo "--- ckptfs logs"; grep -v ' INFO ' "$C/logs/ckptfs.log" "$T/mnt2.log" 2>/dev/null | tail -30

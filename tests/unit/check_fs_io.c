@@ -689,6 +689,43 @@ START_TEST(test_hole_load)
 }
 END_TEST
 
+/* O_TRUNC from another open while full stripes wait on the write-behind
+ * list: they must be finished (not waited for forever), then cut away. */
+START_TEST(test_otrunc_with_held)
+{
+    size_t n = 3 * SB;
+    uint8_t *d = rnd(n, 31);
+    fs_inode *ino = new_inode(11000);
+    struct ckpt_attr a;
+
+    wr(ino, 0, d, n);                 /* three full stripes, held */
+    memset(&a, 0, sizeof(a));
+    a.ino = 11000;
+    a.mode = S_IFREG | 0644;
+    a.size = 0;
+    a.data_gen = 2;
+    fs_after_otrunc(cl, ino, &a, &ino->layout);
+    pthread_mutex_lock(&ino->lock);
+    ck_assert_uint_eq(ino->size, 0);
+    ck_assert_uint_eq(ino->gen, 2);
+    ck_assert_ptr_null(ino->fl_head);
+    pthread_mutex_unlock(&ino->lock);
+    for (uint64_t s = 0; s < 3; s++)
+        ck_assert_int_eq(count_chunks(11000, s, NULL), 0); /* older generation deleted */
+    uint8_t buf[8];
+    ck_assert_int_eq(rd(ino, 0, sizeof(buf), buf), 0);
+    /* And the file takes new data at the new generation. */
+    wr(ino, 0, d, 1000);
+    ck_assert_int_eq(fs_flush_wait(ino), 0);
+    uint64_t g;
+    ck_assert_int_eq(count_chunks(11000, 0, &g), K + M);
+    ck_assert_uint_eq(g, 2);
+    check_all(ino, d, 1000);
+    fs_inode_put(ino);
+    free(d);
+}
+END_TEST
+
 Suite *fs_io_suite(void)
 {
     Suite *s = suite_create("fs_io");
@@ -705,6 +742,7 @@ Suite *fs_io_suite(void)
     tcase_add_test(tc, test_read_own_unflushed);
     tcase_add_test(tc, test_readahead);
     tcase_add_test(tc, test_parallel_writers);
+    tcase_add_test(tc, test_otrunc_with_held);
     tcase_add_test(tc, test_backpressure);
     suite_add_tcase(s, tc);
     return s;
