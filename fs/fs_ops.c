@@ -16,6 +16,9 @@
  *   soon as that mount's create returns.  Opens go to ckpt-meta every time
  *   (it holds an open until other mounts' writers have flushed: close-to-
  *   open consistency), and the page cache is dropped at every open.
+ *   close() of a handle that wrote sends CLOSING (size and mtime) before
+ *   it returns, so another mount's stat() after it sees the final size
+ *   while the flush still runs (tar and rsync read st_size bytes).
  *
  *   Regular files are opened with direct_io by default (FS_IO_DIRECT),
  *   chosen by measurement (tests/bench/bench_fs.sh, 2 cores, 4+2, second
@@ -711,12 +714,30 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     int rc = 0;
     (void)ino;
 
-    /* close(): start writing what is buffered, do not wait for it. */
+    /* close(): start writing what is buffered, do not wait for it, but
+     * tell ckpt-meta the size the file is flushing to, so that a stat() on
+     * another mount after this close() returns sees it (msg_meta.h). */
     if (atomic_load(&fh->wrote)) {
+        fs_client *c = req_client(req);
+        struct ckpt_msg_release m;
         fs_flush_start(fh->ino);
+        memset(&m, 0, sizeof(m));
         pthread_mutex_lock(&fh->ino->lock);
         rc = fh->ino->err;
+        m.ino = fh->ino->ino;
+        m.handle = fh->handle;
+        m.wrote = 1;
+        m.size = fh->ino->size;
+        m.mtime_sec = fh->ino->mtime_sec;
+        m.mtime_nsec = fh->ino->mtime_nsec;
         pthread_mutex_unlock(&fh->ino->lock);
+        if (rc == 0 && c->mc) {
+            int crc = ckpt_mclient_closing(c->mc, &m);
+            if (crc < 0)
+                CKPT_LOG_DEBUG("inode %llu: CLOSING: " CKPT_RC_FMT " (other mounts see the "
+                               "new size once the flush is done)",
+                               (unsigned long long)m.ino, CKPT_RC_ARGS(crc));
+        }
     }
     reply_err(req, rc);
 }

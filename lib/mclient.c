@@ -829,6 +829,11 @@ int ckpt_mclient_release(ckpt_mclient *mc, const struct ckpt_msg_release *m)
     return release_op(mc, CKPT_OP_RELEASE, m);
 }
 
+int ckpt_mclient_closing(ckpt_mclient *mc, const struct ckpt_msg_release *m)
+{
+    return release_op(mc, CKPT_OP_CLOSING, m);
+}
+
 int ckpt_mclient_degraded(ckpt_mclient *mc, const struct ckpt_msg_degraded *m)
 {
     struct ckpt_call call;

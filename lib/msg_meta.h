@@ -17,7 +17,10 @@
  * RELEASE (which the client sends only after the file's data is flushed)
  * or has been declared dead (then the inode is marked
  * CKPT_ATTR_F_INCOMPLETE and the open proceeds).  Opens by the writer's
- * own session never wait.
+ * own session never wait.  Between the writer's close() and its RELEASE,
+ * LOOKUP, GETATTR and READDIR (plus) answer with the size and mtime the
+ * writer announced with CLOSING, so a stat() on another mount after close()
+ * already sees the final size (tar and rsync read st_size bytes).
  *
  * Codec conventions as in msg_node.h: encoders return w->err; decoders
  * return 0 or CKPT_E_PROTO (or -ENOMEM where they allocate); strings are
@@ -231,7 +234,12 @@ struct ckpt_msg_open_resp {
  * and records the file's crc32c over its first `size` bytes when
  * has_checksum.  RELEASE: the same, then the open handle is closed; the
  * client sends it only once the flush after close() completed, which is
- * what releases waiting openers.  wrote == 0: a read-only open. */
+ * what releases waiting openers.  wrote == 0: a read-only open.
+ * CLOSING (same body, wrote == 1): close() was called on a handle that
+ * wrote; size and mtime are what the file will have once the flush is
+ * done.  ckpt-meta keeps them in memory (not durable) until the next
+ * FLUSHED/RELEASE of the handle or a size change, and shows them to
+ * attribute reads. */
 struct ckpt_msg_release {
     uint64_t ino;
     uint64_t handle;

@@ -32,7 +32,8 @@
     X(CREATE, 0x0114, "create -> open_resp")                                 \
     X(FLUSHED, 0x0115, "release -> empty (size/checksum, keeps it open)")    \
     X(RELEASE, 0x0116, "release -> empty (after the flush)")                 \
-    X(DEGRADED, 0x0117, "degraded -> empty")
+    X(DEGRADED, 0x0117, "degraded -> empty")                                 \
+    X(CLOSING, 0x0118, "release -> empty (close() size/mtime, before the flush)")
 
 /* 0x0200-0x02ff: cluster membership and maps (msg_cluster.h). */
 #define CKPT_OPS_CLUSTER(X)                                                   \

@@ -98,12 +98,12 @@ int meta_rd_lookup(struct meta_server *srv, MDB_txn *txn, const struct ckpt_req 
     struct meta_attr a;
     int rc = ckpt_msg_name_decode(req->body, req->body_len, &m);
 
-    (void)srv;
     if (rc < 0)
         return rc;
     rc = meta_store_lookup(txn, m.parent, m.name, &a);
     if (rc < 0)
         return rc;
+    meta_sess_pending_attr(srv, &a);
     return meta_reply_attr(reply, &a);
 }
 
@@ -114,12 +114,12 @@ int meta_rd_getattr(struct meta_server *srv, MDB_txn *txn, const struct ckpt_req
     struct meta_attr a;
     int rc = ckpt_msg_ino_decode(req->body, req->body_len, &m);
 
-    (void)srv;
     if (rc < 0)
         return rc;
     rc = meta_store_getattr(txn, m.ino, &a);
     if (rc < 0)
         return rc;
+    meta_sess_pending_attr(srv, &a);
     return meta_reply_attr(reply, &a);
 }
 
@@ -145,6 +145,7 @@ int meta_rd_readlink(struct meta_server *srv, MDB_txn *txn, const struct ckpt_re
 }
 
 struct rd_ctx {
+    struct meta_server *srv;
     MDB_txn *txn;
     struct ckpt_msg_readdir_resp *resp;
     uint32_t max;
@@ -171,6 +172,7 @@ static int readdir_cb(const char *name, uint64_t ino, uint32_t type, uint64_t ne
         int rc = meta_store_getattr(c->txn, ino, &a);
         if (rc < 0)
             return rc == -ENOENT ? -EIO : rc;
+        meta_sess_pending_attr(c->srv, &a);
         meta_attr_to_wire(&a, &e->attr);
     }
     c->resp->n++;
@@ -185,7 +187,6 @@ int meta_rd_readdir(struct meta_server *srv, MDB_txn *txn, const struct ckpt_req
     struct rd_ctx c;
     int rc = ckpt_msg_readdir_decode(req->body, req->body_len, &m);
 
-    (void)srv;
     if (rc < 0)
         return rc;
     memset(&resp, 0, sizeof(resp));
@@ -194,6 +195,7 @@ int meta_rd_readdir(struct meta_server *srv, MDB_txn *txn, const struct ckpt_req
     if (!resp.ents)
         return -ENOMEM;
     memset(&c, 0, sizeof(c));
+    c.srv = srv;
     c.txn = txn;
     c.resp = &resp;
     c.max = m.max;
@@ -368,6 +370,9 @@ static int setattr_apply(struct meta_server *srv, MDB_txn *txn, struct meta_wop 
             return rc;
         w->kick_delq = true;
     }
+    if (sa.mask & (META_SETATTR_SIZE | META_SETATTR_MTIME | META_SETATTR_MTIME_NOW))
+        meta_sess_pending_setattr(srv, &a, sa.mask & META_SETATTR_SIZE,
+                                  sa.mask & (META_SETATTR_MTIME | META_SETATTR_MTIME_NOW));
     return meta_reply_attr(&w->reply, &a);
 }
 

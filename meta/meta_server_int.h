@@ -128,6 +128,7 @@ struct meta_op_desc {
     X(FLUSHED, META_WR(meta_wop_flushed))                                     \
     X(RELEASE, META_WR(meta_wop_release))                                     \
     X(DEGRADED, META_WR(meta_wop_degraded))                                   \
+    X(CLOSING, META_DI(meta_di_closing))                                      \
     /* checkpoints (meta_ckpt.c) */                                           \
     X(CKPT_COMMIT, META_DI(meta_ckpt_di_commit))                              \
     X(CKPT_LIST, META_RD(meta_ckpt_rd_list))                                  \
@@ -157,6 +158,7 @@ extern const struct meta_wop_type meta_wop_setattr, meta_wop_mknod, meta_wop_mkd
     meta_wop_setxattr, meta_wop_removexattr, meta_wop_degraded, meta_wop_reap;
 /* meta_session.c */
 void meta_di_session(struct meta_server *, struct ckpt_req *);
+void meta_di_closing(struct meta_server *, struct ckpt_req *);
 extern const struct meta_wop_type meta_wop_open, meta_wop_create, meta_wop_flushed,
     meta_wop_release, meta_wop_session_new, meta_wop_session_end, meta_wop_drop_handle;
 /* meta_cluster.c */
@@ -253,6 +255,12 @@ void meta_sess_fini(struct meta_server *srv);
 bool meta_sess_ino_open(struct meta_server *srv, uint64_t ino);
 /** True when some session holds ino open for writing (any thread). */
 bool meta_sess_ino_writing(struct meta_server *srv, uint64_t ino);
+/* Attribute reads: a writer that announced CLOSING shows its flushing
+ * size and mtime (msg_meta.h).  _setattr keeps them in step with a SETATTR
+ * that changes the size or mtime meanwhile. */
+void meta_sess_pending_attr(struct meta_server *srv, struct meta_attr *a);
+void meta_sess_pending_setattr(struct meta_server *srv, const struct meta_attr *a, bool size,
+                               bool mtime);
 /** Monitor: mark expired sessions and queue their release. */
 void meta_sess_tick(struct meta_server *srv, uint64_t now_ns);
 /** Writer: begin/rollback/forget the in-memory undo log of a batch. */

@@ -164,6 +164,9 @@ struct handle {
     uint64_t session;
     uint64_t ino;
     bool write;
+    bool closing;          /* CLOSING seen: pend_* are the flushing size/mtime */
+    uint64_t pend_size;
+    struct timespec pend_mtime, pend_ctime;
     struct handle *sprev, *snext; /* in its session */
     struct handle *iprev, *inext; /* in its inode */
 };
@@ -459,6 +462,47 @@ bool meta_sess_ino_open(struct meta_server *srv, uint64_t ino)
     bool open = o && o->handles;
     pthread_mutex_unlock(&srv->sess_lock);
     return open;
+}
+
+static void pending_apply(const struct handle *h, struct meta_attr *a)
+{
+    a->size = h->pend_size;
+    a->mtime = h->pend_mtime;
+    a->ctime = h->pend_ctime;
+}
+
+void meta_sess_pending_attr(struct meta_server *srv, struct meta_attr *a)
+{
+    struct meta_sessions *ss = srv->sess;
+    pthread_mutex_lock(&srv->sess_lock);
+    struct oino *o = oino_find(ss, a->ino);
+    for (struct handle *h = o ? o->handles : NULL; h; h = h->inext)
+        if (h->write && h->closing)
+            pending_apply(h, a);
+    /* A RELEASE applied by the batch now being written: until it commits
+     * readers' snapshots still have the old size. */
+    for (size_t i = 0; i < ss->nundo; i++) {
+        const struct handle *h = ss->undo[i].obj;
+        if (ss->undo[i].kind == U_HANDLE_DEL && h->ino == a->ino && h->write && h->closing)
+            pending_apply(h, a);
+    }
+    pthread_mutex_unlock(&srv->sess_lock);
+}
+
+void meta_sess_pending_setattr(struct meta_server *srv, const struct meta_attr *a,
+                               bool size, bool mtime)
+{
+    pthread_mutex_lock(&srv->sess_lock);
+    struct oino *o = oino_find(srv->sess, a->ino);
+    for (struct handle *h = o ? o->handles : NULL; h; h = h->inext) {
+        if (h->write && h->closing) {
+            if (size)
+                h->pend_size = a->size;
+            if (mtime)
+                h->pend_mtime = a->mtime;
+        }
+    }
+    pthread_mutex_unlock(&srv->sess_lock);
 }
 
 bool meta_sess_ino_writing(struct meta_server *srv, uint64_t ino)
@@ -1301,8 +1345,14 @@ static int flushed_common(struct meta_server *srv, MDB_txn *txn, struct meta_wop
     pthread_mutex_lock(&srv->sess_lock);
     struct handle *h = handle_find(srv->sess, m->handle);
     bool ok = h && h->session == m->session && h->ino == m->ino;
-    if (ok)
+    if (ok) {
         *out_write = h->write;
+        /* The store takes the size now, with the ctime stat() has been
+         * showing since CLOSING (tar compares it).  h->closing stays: the
+         * readers' snapshots show the new size only once this commits. */
+        if (m->wrote && h->closing)
+            now = h->pend_ctime;
+    }
     pthread_mutex_unlock(&srv->sess_lock);
     if (!ok)
         return -ESTALE;
@@ -1323,6 +1373,37 @@ static int flushed_common(struct meta_server *srv, MDB_txn *txn, struct meta_wop
         }
     }
     return rc;
+}
+
+/* CLOSING: memory only, answered on the receive thread.  It must be in
+ * place before the writer's close() returns (the client waits for this
+ * reply), so that a stat() anywhere afterwards sees the flushing size. */
+void meta_di_closing(struct meta_server *srv, struct ckpt_req *req)
+{
+    struct ckpt_msg_release m;
+    int rc = ckpt_msg_release_decode(req->body, req->body_len, &m);
+
+    if (rc < 0) {
+        meta_req_malformed(req, rc);
+        return;
+    }
+    if (m.mtime_nsec >= 1000000000u || m.size > (uint64_t)INT64_MAX || !m.wrote) {
+        (void)ckpt_req_reply(req, -EINVAL, NULL, 0, NULL, 0);
+        return;
+    }
+    pthread_mutex_lock(&srv->sess_lock);
+    struct handle *h = handle_find(srv->sess, m.handle);
+    if (!h || h->session != m.session || h->ino != m.ino || !h->write) {
+        rc = -ESTALE;
+    } else {
+        h->closing = true;
+        h->pend_size = m.size;
+        h->pend_mtime.tv_sec = (time_t)m.mtime_sec;
+        h->pend_mtime.tv_nsec = (long)m.mtime_nsec;
+        h->pend_ctime = meta_now();
+    }
+    pthread_mutex_unlock(&srv->sess_lock);
+    (void)ckpt_req_reply(req, rc, NULL, 0, NULL, 0);
 }
 
 static int flushed_apply(struct meta_server *srv, MDB_txn *txn, struct meta_wop *w)

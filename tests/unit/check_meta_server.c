@@ -613,6 +613,79 @@ static int raw_create(uint64_t sid, uint64_t parent, const char *name, uint32_t 
     return rc;
 }
 
+/* CLOSING: between a writer's close() and its RELEASE, other sessions'
+ * attribute reads show the size it is flushing; RELEASE then stores that
+ * size with the same ctime, so stat() does not see the file change. */
+START_TEST(test_closing_shows_size)
+{
+    ckpt_mclient *b = NULL;
+    struct ckpt_msg_open_resp w;
+    struct ckpt_msg_release r;
+    struct ckpt_attr a, a2;
+    struct ckpt_msg_readdir_resp rd;
+
+    mfx_simple_cluster(6);
+    ck_assert_int_eq(mfx_mclient("reader", &b), 0);
+    ck_assert_int_eq(create(F.mc, CKPT_ROOT_INO, "tarred", O_WRONLY, &w), 0);
+    memset(&r, 0, sizeof(r));
+    r.ino = w.attr.ino;
+    r.handle = w.handle;
+    r.session = ckpt_mclient_session(F.mc);
+    r.wrote = 1;
+    r.size = 1048575;
+    r.mtime_sec = 1700000000;
+    r.mtime_nsec = 5;
+    /* Another session's handle, a read-only "close", bad values: refused. */
+    r.session = ckpt_mclient_session(b);
+    ck_assert_int_eq(ckpt_mclient_closing(b, &r), -ESTALE);
+    r.session = ckpt_mclient_session(F.mc);
+    r.wrote = 0;
+    ck_assert_int_eq(ckpt_mclient_closing(F.mc, &r), -EINVAL);
+    r.wrote = 1;
+    ck_assert_int_eq(ckpt_mclient_getattr(b, w.attr.ino, &a), 0);
+    ck_assert_uint_eq(a.size, 0);
+    ck_assert_int_eq(ckpt_mclient_closing(F.mc, &r), 0);
+    ck_assert_int_eq(ckpt_mclient_getattr(b, w.attr.ino, &a), 0);
+    ck_assert_uint_eq(a.size, 1048575);
+    ck_assert_int_eq(a.mtime_sec, 1700000000);
+    ck_assert_uint_eq(a.mtime_nsec, 5);
+    ck_assert_int_eq(ckpt_mclient_lookup(b, CKPT_ROOT_INO, "tarred", &a), 0);
+    ck_assert_uint_eq(a.size, 1048575);
+    memset(&rd, 0, sizeof(rd));
+    ck_assert_int_eq(ckpt_mclient_readdir(b, CKPT_ROOT_INO, 0, 16, 1, &rd), 0);
+    bool seen = false;
+    for (uint32_t i = 0; i < rd.n; i++) {
+        if (strcmp(rd.ents[i].name, "tarred") == 0) {
+            seen = true;
+            ck_assert_uint_eq(rd.ents[i].attr.size, 1048575);
+        }
+    }
+    ckpt_msg_readdir_resp_free(&rd);
+    ck_assert(seen);
+    /* A touch meanwhile keeps the size and moves the mtime. */
+    struct ckpt_msg_setattr sa;
+    struct ckpt_attr out;
+    memset(&sa, 0, sizeof(sa));
+    sa.ino = w.attr.ino;
+    sa.valid = CKPT_SETATTR_MTIME;
+    sa.mtime_sec = 1700000100;
+    ck_assert_int_eq(ckpt_mclient_setattr(b, &sa, &out), 0);
+    ck_assert_int_eq(ckpt_mclient_getattr(b, w.attr.ino, &a), 0);
+    ck_assert_uint_eq(a.size, 1048575);
+    ck_assert_int_eq(a.mtime_sec, 1700000100);
+    /* The flush is done: the stored attributes are the ones shown. */
+    r.mtime_sec = 1700000100;
+    r.mtime_nsec = 0;
+    ck_assert_int_eq(ckpt_mclient_release(F.mc, &r), 0);
+    ck_assert_int_eq(ckpt_mclient_getattr(b, w.attr.ino, &a2), 0);
+    ck_assert_uint_eq(a2.size, 1048575);
+    ck_assert_int_eq(a2.ctime_sec, a.ctime_sec);
+    ck_assert_uint_eq(a2.ctime_nsec, a.ctime_nsec);
+    ck_assert_int_eq(ckpt_mclient_closing(F.mc, &r), -ESTALE); /* released */
+    ckpt_mclient_destroy(b);
+}
+END_TEST
+
 START_TEST(test_dead_writer_incomplete)
 {
     struct ckpt_msg_open_resp w;
@@ -984,6 +1057,7 @@ Suite *meta_server_suite(void)
     tcase_add_test(tc, test_xattrs_and_layouts);
     tcase_add_test(tc, test_concurrent_creates);
     tcase_add_test(tc, test_open_waits_for_writer);
+    tcase_add_test(tc, test_closing_shows_size);
     tcase_add_test(tc, test_generations_and_deletions);
     tcase_add_test(tc, test_orphan_held_open);
     tcase_add_test(tc, test_restart_keeps_state);
