@@ -1,0 +1,110 @@
+#!/bin/bash
+# test_fail_full.sh - issue 8: full targets.  7 nodes, ec 4+2 (width 6),
+# 1 MiB chunks; node1's target is a 20 MiB tmpfs, node2's a 56 MiB one,
+# the others sit on the test's disk.
+#   fill      4 MiB files are written until node1 is full: every write
+#             succeeds (a chunk refused for space before ckpt-meta knew is
+#             written degraded and recorded for repair), and once ckpt-meta
+#             knows node1 is full new files are placed on the six others;
+#   nospace   more files until node2 is full too: with two of seven
+#             targets full no file of width 6 can be placed, and creating
+#             one fails with ENOSPC (a clear error, no crash; the layout is
+#             chosen at create, so even an empty file is refused);
+#   intact    every file that was written (closed without error) reads
+#             back bit-exact, and the daemons are still running;
+#   reclaim   deleting files frees space on node1/node2 (deletion queue),
+#             and new files can be written again.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+. tests/integration/fail_lib.sh
+[ "$(id -u)" = 0 ] || { echo "skip: needs root to mount tmpfs targets"; exit 77; }
+T=$(mktemp -d /tmp/ckptfs-test-fail-full.XXXXXX) || exit 1
+C="$T/c"
+SMALL=""
+full_cleanup() {
+    [ -n "${C:-}" ] && [ -f "$C/cluster.state" ] && "$CC" -q down "$C" --timeout 5 >/dev/null 2>&1
+    local d
+    for d in $SMALL; do umount "$d" 2>/dev/null || umount -l "$d" 2>/dev/null; done
+}
+fl_setup
+trap 'rc=$?; full_cleanup; (exit $rc); fl_cleanup' EXIT
+
+STEP=up
+# Targets are DIR/NODE/t0; ckpt-cluster up keeps a directory that exists.
+for n in node1:20m node2:56m; do
+    d="$C/${n%%:*}/t0"
+    mkdir -p "$d" || die "mkdir $d"
+    mount -t tmpfs -o "size=${n#*:}" ckptfs-test "$d" || die "cannot mount a tmpfs at $d"
+    SMALL="$SMALL $d"
+done
+"$CC" -q up "$C" --nodes 7 --ec 4+2 --chunk 1M --set node.reserve=0 --timeout 60 ||
+    die "cluster did not start"
+pids() { awk '/^(meta|node[0-9]+) / { print $0 }' "$C/cluster.state" 2>/dev/null; }
+ino_of() { stat -c %i "$C/mnt/$1"; }
+# on_node NODE FILE: FILE has a chunk on NODE.
+on_node() { chunk_keys "$1" | awk -F/ -v i="$(printf '%x' "$(ino_of "$2")")" -v d="$(ino_of "$2")" '$1 == i || $1 == d { f = 1 } END { exit !f }'; }
+mkdir -p "$T/src"
+
+STEP=fill
+n=0
+wrote() { # FILE: write 4 MiB through the mount, keep the source
+    head -c $((4 << 20)) /dev/urandom >"$T/src/$1" || return 1
+    dd if="$T/src/$1" of="$C/mnt/$1" bs=1M conv=fsync status=none 2>"$T/dd.err"
+}
+# Placement weighs targets by free space, so the small node1 gets few
+# chunks; 4 MiB files go in until its 20 MiB are taken (at most 150).
+node1_full() { [ "$(df -B1 --output=avail "$C/node1/t0" | tail -1)" -lt $((1 << 20)) ]; }
+until node1_full || [ $n -ge 150 ]; do
+    n=$((n + 1))
+    wrote "f$n" || fail "write of f$n failed: $(cat "$T/dd.err")"
+done
+used=$(df -B1 --output=used "$C/node1/t0" | tail -1)
+avail=$(df -B1 --output=avail "$C/node1/t0" | tail -1)
+say "node1: $((used >> 20)) MiB used, $((avail >> 10)) KiB free after $n files"
+node1_full || fail "node1 is not full after $n files ($avail bytes free)"
+# ckpt-meta learns the figure from node1's next heartbeat (1 s).
+sleep_until_placed_elsewhere() {
+    n=$((n + 1))
+    wrote "f$n" || { fail "write of f$n failed: $(cat "$T/dd.err")"; return 0; }
+    ! on_node node1 "f$n"
+}
+wait_for 20 sleep_until_placed_elsewhere || fail "new files are still placed on the full node1"
+placed_after=$n
+for i in 1 2 3 4 5; do
+    n=$((n + 1))
+    wrote "f$n" || fail "write of f$n failed: $(cat "$T/dd.err")"
+    on_node node1 "f$n" && fail "f$n was placed on the full node1"
+done
+say "files f$placed_after..f$n avoid node1"
+
+STEP=nospace
+nospace=0
+while [ $n -lt 300 ]; do
+    n=$((n + 1))
+    if ! wrote "f$n"; then
+        grep -q "No space left on device" "$T/dd.err" ||
+            fail "write of f$n failed, but not with ENOSPC: $(cat "$T/dd.err")"
+        rm -f "$T/src/f$n" "$C/mnt/f$n"
+        nospace=1
+        break
+    fi
+done
+[ $nospace = 1 ] || fail "no ENOSPC after $n files with two of seven targets full"
+say "f$n: $(head -1 "$T/dd.err" | sed 's/^dd: //')"
+n=$((n - 1))
+
+STEP=intact
+while read -r name pid; do
+    kill -0 "$pid" 2>/dev/null || fail "$name (pid $pid) is not running"
+done < <(pids | awk '{ print $1, $2 }')
+check_files || fail "files differ after the targets filled"
+
+STEP=reclaim
+for i in $(seq 1 40); do rm -f "$C/mnt/f$i" "$T/src/f$i"; done
+has_room() { [ "$(df -B1 --output=avail "$C/node2/t0" | tail -1)" -gt $((8 << 20)) ]; }
+wait_for 30 has_room || fail "deleting 40 files freed no space on node2"
+again() { wrote "again" && cmp -s "$T/src/again" "$C/mnt/again"; }
+wait_for 20 again || fail "writing after the deletion failed: $(cat "$T/dd.err")"
+check_files || fail "files differ at the end"
+
+[ "$FAILS" = 0 ] && echo "test_fail_full: ok" || { echo "test_fail_full: $FAILS failure(s)"; exit 1; }
