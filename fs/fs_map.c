@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -43,6 +44,7 @@ struct map_node {
     uint32_t state;                     /* enum ckpt_node_state; rw */
     char host[CKPT_HOST_MAX + 1];       /* rw */
     uint16_t port;                      /* rw */
+    uint16_t rdma_port;                 /* rw; 0: the node offers no RDMA */
     ckpt_peer *peer;                    /* set once, then immutable */
     _Atomic uint64_t suspect_until_ns;
 };
@@ -252,10 +254,13 @@ int fs_map_apply(fs_map *m, const struct ckpt_msg_cluster_map_resp *resp)
             atomic_init(&n->suspect_until_ns, 0);
             m->nodes[m->n_nodes++] = n;
         }
-        bool addr_changed = strcmp(n->host, src->host) != 0 || n->port != src->port;
+        uint16_t rport = (src->transports & CKPT_XPORT_RDMA) ? src->rdma_port : 0;
+        bool addr_changed = strcmp(n->host, src->host) != 0 || n->port != src->port ||
+                            n->rdma_port != rport;
         if (src->port && src->host[0] && (addr_changed || !n->peer)) {
-            int prc = n->peer ? ckpt_peer_set_addr(n->peer, src->host, src->port)
-                              : ckpt_peer_create(m->net, src->host, src->port, &n->peer);
+            int prc = n->peer
+                          ? ckpt_peer_set_addr_ex(n->peer, src->host, src->port, rport)
+                          : ckpt_peer_create_ex(m->net, src->host, src->port, rport, &n->peer);
             if (prc < 0) {
                 CKPT_LOG_WARN("map: node %u (%s) at %s:%u unusable: " CKPT_RC_FMT,
                               src->id, src->name, src->host, src->port, CKPT_RC_ARGS(prc));
@@ -263,6 +268,7 @@ int fs_map_apply(fs_map *m, const struct ckpt_msg_cluster_map_resp *resp)
             } else {
                 memcpy(n->host, src->host, sizeof(n->host));
                 n->port = src->port;
+                n->rdma_port = rport;
             }
         }
         if (!state_usable(n->state) && state_usable(src->state)) {
@@ -421,4 +427,24 @@ void fs_map_get_stats(fs_map *m, struct fs_map_stats *out)
     out->targets = m->n_targets;
     pthread_rwlock_unlock(&m->rw);
     out->suspects = atomic_load(&m->suspects);
+}
+
+size_t fs_map_describe(fs_map *m, char *buf, size_t cap)
+{
+    size_t n = 0;
+    if (cap)
+        buf[0] = '\0';
+    pthread_rwlock_rdlock(&m->rw);
+    for (uint32_t i = 0; i < m->n_nodes; i++) {
+        const struct map_node *nd = m->nodes[i];
+        const char *t = nd->peer ? ckpt_peer_transport(nd->peer) : NULL;
+        int w = snprintf(n < cap ? buf + n : NULL, n < cap ? cap - n : 0,
+                         "node %u %s:%u rdma_port=%u state=%s transport=%s\n", nd->id,
+                         nd->host, (unsigned)nd->port, (unsigned)nd->rdma_port,
+                         ckpt_node_state_name(nd->state), t ? t : "none");
+        if (w > 0)
+            n += (size_t)w;
+    }
+    pthread_rwlock_unlock(&m->rw);
+    return n;
 }

@@ -109,6 +109,15 @@ void fs_map_absolve(fs_map *m, uint32_t tid);
 uint64_t fs_map_epoch(fs_map *m);
 
 void fs_map_get_stats(fs_map *m, struct fs_map_stats *out);
+/**
+ * @brief The mount's view of the nodes as text, one line per node:
+ * "node ID NAME? HOST:PORT rdma_port=P state=S transport=T" where T is the
+ * transport of the open connection ("tcp", "rdma") or "none".  Shown to
+ * users as the xattr user.ckptfs.connections of the mount root.
+ * @return the length written (snprintf rules: may exceed cap, then the
+ * text is cut), never negative.
+ */
+size_t fs_map_describe(fs_map *m, char *buf, size_t cap);
 
 /** @return true when rc says the connection or node failed (not the
  *  request): worth a retry elsewhere or later. */

@@ -59,6 +59,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -943,18 +944,67 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_statfs(req, &sv);
 }
 
+#define FS_XATTR_CONNS "user.ckptfs.connections"
+#define FS_XATTR_READS "user.ckptfs.reads"
+
 /* Valid replies: fuse_reply_err */
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                         size_t size, int flags)
 {
+    if (ino == FUSE_ROOT_ID &&
+        (strcmp(name, FS_XATTR_CONNS) == 0 || strcmp(name, FS_XATTR_READS) == 0)) {
+        reply_err(req, -EPERM); /* read-only, made by this mount */
+        return;
+    }
     reply_err(req, ckpt_mclient_setxattr(req_client(req)->mc, ino, name, value, size,
                                          (uint32_t)flags));
+}
+
+/* user.ckptfs.connections on the mount root: this mount's connections to
+ * the nodes (fs_map_describe); user.ckptfs.reads: this mount's read
+ * counters (`ckpt verify` reports the stripes decoded from parity while it
+ * read).  Both answered here, not by ckpt-meta. */
+
+static bool local_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    fs_client *c = req_client(req);
+    bool conns = strcmp(name, FS_XATTR_CONNS) == 0;
+    if (ino != FUSE_ROOT_ID || (!conns && strcmp(name, FS_XATTR_READS) != 0))
+        return false;
+    char *buf = ckpt_malloc(64u << 10);
+    if (!buf) {
+        reply_err(req, -ENOMEM);
+        return true;
+    }
+    size_t n;
+    if (conns) {
+        n = c->map ? fs_map_describe(c->map, buf, 64u << 10) : 0;
+    } else {
+        int w = snprintf(buf, 64u << 10,
+                         "bytes_read %llu\nstripes_loaded %llu\nstripes_decoded %llu\n",
+                         (unsigned long long)atomic_load(&c->st.bytes_read),
+                         (unsigned long long)atomic_load(&c->st.stripes_loaded),
+                         (unsigned long long)atomic_load(&c->st.stripes_decoded));
+        n = w > 0 ? (size_t)w : 0;
+    }
+    if (n >= (64u << 10))
+        n = (64u << 10) - 1;
+    if (size == 0)
+        fuse_reply_xattr(req, n);
+    else if (size < n)
+        reply_err(req, -ERANGE);
+    else
+        fuse_reply_buf(req, buf, n);
+    ckpt_free(buf);
+    return true;
 }
 
 /* Valid replies: fuse_reply_buf, fuse_reply_data, fuse_reply_xattr, fuse_reply_err */
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     fs_client *c = req_client(req);
+    if (local_xattr(req, ino, name, size))
+        return;
     if (size == 0) {
         int n = ckpt_mclient_getxattr(c->mc, ino, name, NULL, 0);
         if (n < 0)

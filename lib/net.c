@@ -1455,6 +1455,16 @@ void ckpt_peer_reset_backoff(ckpt_peer *peer)
     pthread_mutex_unlock(&peer->lock);
 }
 
+const char *ckpt_peer_transport(ckpt_peer *peer)
+{
+    const char *t = NULL;
+    pthread_mutex_lock(&peer->lock);
+    if (peer->conn && ckpt_conn_is_open(peer->conn))
+        t = ckpt_conn_transport(peer->conn);
+    pthread_mutex_unlock(&peer->lock);
+    return t;
+}
+
 int ckpt_peer_conn(ckpt_peer *peer, ckpt_conn **out)
 {
     int rc = 0;

@@ -334,6 +334,9 @@ int ckpt_peer_call(ckpt_peer *peer, struct ckpt_call *call);
 int ckpt_peer_submit(ckpt_peer *peer, struct ckpt_call *call);
 /** @brief Forget the backoff so the next call tries at once. */
 void ckpt_peer_reset_backoff(ckpt_peer *peer);
+/** @return "tcp" or "rdma": the transport of the peer's open connection,
+ *  or NULL when it has none (never connected, or closed). */
+const char *ckpt_peer_transport(ckpt_peer *peer);
 
 /** @return monotonic time in nanoseconds. */
 uint64_t ckpt_now_ns(void);

@@ -57,7 +57,11 @@
  * 128+signal.  Commands that change the cluster hold flock(DIR/run/lock),
  * opened O_CLOEXEC so that no daemon inherits it.
  *
- * Limits: loopback only, at most CC_MAX_NODES nodes of at most
+ * Addresses: everything listens on 127.0.0.1 unless --addrs gives ckpt-meta's
+ * address and the nodes' (cycled), kept in cluster.state; RDMA devices
+ * (soft-RoCE too) cannot route loopback, so an RDMA cluster needs them.
+ *
+ * Limits: one machine only, at most CC_MAX_NODES nodes of at most
  * CKPT_NODE_MAX_TARGETS targets.  Starting the same over ssh on a host list
  * (--hosts FILE) is future work: it would add a remote variant of
  * cc_spawn() and of the liveness checks, and keep everything else.
@@ -82,6 +86,7 @@
 #include <sys/statfs.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,6 +100,7 @@
 #include "version.h"
 
 #define CC_MAX_NODES 256
+#define CC_ADDR_MAX 64
 #define CC_NAME_MAX 32
 #define CC_FUSE_MAGIC 0x65735546L     /* FUSE_SUPER_MAGIC, linux/magic.h */
 #define CC_STATE_FORMAT 1
@@ -147,6 +153,9 @@ struct cc_cluster {
     char mnt[PATH_MAX];          /* "" = no mount */
     char mount_opts[1024];       /* extra -o options for ckptfs */
     char transport[8];
+    /* --addrs: [0] ckpt-meta, [1..] the nodes (cycled); none: 127.0.0.1 */
+    char addrs[CC_MAX_NODES + 1][CC_ADDR_MAX];
+    uint32_t n_addrs;
     uint32_t targets_per_node;
     struct cc_proc meta;
     struct cc_proc client;
@@ -161,6 +170,85 @@ struct cc_cluster {
     ckpt_net *net;
     ckpt_conn *conn;
 };
+
+/* The address ckpt-meta listens on, and node i's (0-based). */
+static const char *cc_meta_host(const struct cc_cluster *cl)
+{
+    return cl->n_addrs ? cl->addrs[0] : "127.0.0.1";
+}
+
+static const char *cc_node_host(const struct cc_cluster *cl, uint32_t i)
+{
+    if (cl->n_addrs > 1)
+        return cl->addrs[1 + i % (cl->n_addrs - 1)];
+    return cc_meta_host(cl);
+}
+
+/* Parse "A1,A2,..." into cl->addrs.  @return 0 or -EINVAL. */
+static int cc_addrs_parse(struct cc_cluster *cl, const char *list)
+{
+    char tmp[(CC_MAX_NODES + 1) * CC_ADDR_MAX];
+    cl->n_addrs = 0;
+    if (!list[0])
+        return 0;
+    if (strlen(list) >= sizeof(tmp))
+        return -EINVAL;
+    snprintf(tmp, sizeof(tmp), "%s", list);
+    for (char *a = tmp, *next; a; a = next) {
+        next = strchr(a, ',');
+        if (next)
+            *next++ = '\0';
+        if (cl->n_addrs == CC_MAX_NODES + 1 || !a[0] || strlen(a) >= CC_ADDR_MAX ||
+            strspn(a, "0123456789abcdefABCDEF.:") != strlen(a)) {
+            cl->n_addrs = 0;
+            return -EINVAL;
+        }
+        snprintf(cl->addrs[cl->n_addrs++], CC_ADDR_MAX, "%s", a);
+    }
+    return 0;
+}
+
+/* True when "A1,A2,..." is not the list the cluster was made with. */
+static bool cc_addrs_differ(const struct cc_cluster *cl, const char *list)
+{
+    struct cc_cluster *tmp = calloc(1, sizeof(*tmp));
+    bool differ = true;
+    if (tmp && cc_addrs_parse(tmp, list) == 0 && tmp->n_addrs == cl->n_addrs) {
+        differ = false;
+        for (uint32_t i = 0; i < cl->n_addrs; i++)
+            differ |= strcmp(tmp->addrs[i], cl->addrs[i]) != 0;
+    }
+    free(tmp);
+    return differ;
+}
+
+/* ", "connections": [...]" from the mount's user.ckptfs.connections
+ * (fs_map_describe: "node ID HOST:PORT rdma_port=P state=S transport=T"):
+ * which transport the mount's connection to each node uses. */
+static void cc_json_connections(FILE *f, const char *mnt)
+{
+    char *buf = malloc(64u << 10);
+    ssize_t n = buf ? getxattr(mnt, "user.ckptfs.connections", buf, (64u << 10) - 1) : -1;
+    if (n < 0) {
+        free(buf);
+        return;
+    }
+    buf[n] = '\0';
+    fputs(", \"connections\": [", f);
+    int k = 0;
+    for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        unsigned id, rport;
+        char addr[128], state[32], xport[16];
+        if (sscanf(l, "node %u %127s rdma_port=%u state=%31s transport=%15s", &id, addr, &rport,
+                   state, xport) != 5)
+            continue;
+        fprintf(f, "%s{\"node\": %u, \"address\": \"%s\", \"rdma_port\": %u, \"state\": \"%s\", "
+                   "\"transport\": \"%s\"}",
+                k++ ? ", " : "", id, addr, rport, state, xport);
+    }
+    fputc(']', f);
+    free(buf);
+}
 
 /* ---- messages --------------------------------------------------------- */
 
@@ -221,11 +309,14 @@ static void cc_usage(FILE *f)
         "commands:\n"
         "  up DIR [--nodes N] [--targets-per-node T] [--ec K+M] [--chunk SIZE]\n"
         "         [--mount MNT | --no-mount] [--transport tcp|rdma|auto]\n"
+        "         [--addrs META_IP,NODE_IP,...]\n"
         "         [-o|--mount-options OPTS] [--set SECTION.KEY=VALUE]... [--timeout SECS]\n"
         "      write DIR/ckptfs.conf and a new DIR/cluster.key, start ckpt-meta and\n"
         "      N nodes (default 6, 1 target each, layout 4+2 with 1M chunks), mount\n"
         "      ckptfs at MNT (default DIR/mnt); return once every node is UP and the\n"
         "      mount answers.  On a stopped cluster: start it again, data kept.\n"
+        "      --addrs: ckpt-meta listens on the first address, node i on address\n"
+        "      i+1 (cycled); default 127.0.0.1 (RDMA needs a routable address)\n"
         "  down DIR [--timeout SECS]    unmount and stop every process (idempotent)\n"
         "  status DIR [--json]          ckpt-meta, the nodes with their state in the\n"
         "                               cluster map, the mount\n"
@@ -896,6 +987,10 @@ static int cc_state_fill(FILE *f, const void *ctx)
     fprintf(f, "# ckpt-cluster state of %s; written by ckpt-cluster, do not edit\n", cl->dir);
     fprintf(f, "format=%d\n", CC_STATE_FORMAT);
     fprintf(f, "transport=%s\n", cl->transport);
+    fputs("addrs=", f);
+    for (uint32_t i = 0; i < cl->n_addrs; i++)
+        fprintf(f, "%s%s", i ? "," : "", cl->addrs[i]);
+    fputc('\n', f);
     fprintf(f, "targets_per_node=%" PRIu32 "\n", cl->targets_per_node);
     fprintf(f, "mount=%s\n", cl->mnt);
     fprintf(f, "mount_options=%s\n", cl->mount_opts);
@@ -967,6 +1062,11 @@ static int cc_state_load(struct cc_cluster *cl)
             format = (int)v;
         } else if (!strcmp(key, "transport")) {
             snprintf(cl->transport, sizeof(cl->transport), "%s", val);
+        } else if (!strcmp(key, "addrs")) {
+            if (cc_addrs_parse(cl, val) < 0) {
+                rc = CKPT_E_CONFIG;
+                break;
+            }
         } else if (!strcmp(key, "targets_per_node")) {
             if (cc_parse_uint(val, 1, CKPT_NODE_MAX_TARGETS, &v) < 0) {
                 rc = CKPT_E_CONFIG;
@@ -1148,7 +1248,7 @@ static void cc_net_close(struct cc_cluster *cl)
 }
 
 /*
- * Fetch CLUSTER_MAP from ckpt-meta at 127.0.0.1:meta.port over an
+ * Fetch CLUSTER_MAP from ckpt-meta at cc_meta_host():meta.port over an
  * authenticated connection (kept open between calls; reopened after a
  * failure).  @param[out] out  free with ckpt_msg_cluster_map_resp_free().
  */
@@ -1173,7 +1273,8 @@ static int cc_map_fetch(struct cc_cluster *cl, uint32_t timeout_ms,
             return rc;
     }
     if (!cl->conn &&
-        (rc = ckpt_net_connect(cl->net, "127.0.0.1", cl->meta.port, NULL, NULL, &cl->conn)) < 0) {
+        (rc = ckpt_net_connect(cl->net, cc_meta_host(cl), cl->meta.port, NULL, NULL,
+                               &cl->conn)) < 0) {
         cl->conn = NULL;
         return rc;
     }
@@ -1300,7 +1401,8 @@ static int cc_wait_up(struct cc_cluster *cl, struct cc_proc **ps, int n, uint64_
     cc_err("timed out after %.0f s waiting for nodes to be UP in ckpt-meta's cluster map",
            cl->timeout_ms / 1000.0);
     if (map_rc < 0) {
-        cc_err("the last CLUSTER_MAP request to ckpt-meta at 127.0.0.1:%u failed: " CKPT_RC_FMT,
+        cc_err("the last CLUSTER_MAP request to ckpt-meta at %s:%u failed: " CKPT_RC_FMT,
+               cc_meta_host(cl),
                (unsigned)cl->meta.port, CKPT_RC_ARGS(map_rc));
     } else {
         for (int i = 0; i < n; i++) {
@@ -1353,8 +1455,8 @@ static int cc_cfg_set(struct cc_cluster *cl, const char *section, const char *ke
 /* Record meta's port in the config ([cluster] meta and [meta] listen). */
 static int cc_config_set_meta_port(struct cc_cluster *cl)
 {
-    char addr[32];
-    snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)cl->meta.port);
+    char addr[CC_ADDR_MAX + 8];
+    snprintf(addr, sizeof(addr), "%s:%u", cc_meta_host(cl), (unsigned)cl->meta.port);
     int rc;
     if ((rc = cc_cfg_set(cl, "cluster", "meta", addr, "ckpt-cluster")) < 0 ||
         (rc = cc_cfg_set(cl, "meta", "listen", addr, "ckpt-cluster")) < 0)
@@ -1364,7 +1466,7 @@ static int cc_config_set_meta_port(struct cc_cluster *cl)
 
 /* ---- starting things ------------------------------------------------------ */
 
-/* Start ckpt-meta listening on 127.0.0.1:port (0: any) and wait for ready. */
+/* Start ckpt-meta listening on cc_meta_host():port (0: any), wait for ready. */
 static int cc_start_meta(struct cc_cluster *cl, uint16_t port, uint64_t deadline_ns)
 {
     struct cc_argv a = {.n = 0};
@@ -1381,7 +1483,7 @@ static int cc_start_meta(struct cc_cluster *cl, uint16_t port, uint64_t deadline
     cc_argv_add(&a, "-c");
     cc_argv_add(&a, "%s", cl->conf_path);
     cc_argv_add(&a, "--listen");
-    cc_argv_add(&a, "127.0.0.1:%u", (unsigned)port);
+    cc_argv_add(&a, "%s:%u", cc_meta_host(cl), (unsigned)port);
     cc_argv_add(&a, "--data-dir");
     cc_argv_add(&a, "%s", data);
     cc_argv_add(&a, "--ready-fd");
@@ -1399,7 +1501,8 @@ static int cc_start_meta(struct cc_cluster *cl, uint16_t port, uint64_t deadline
         return -EPROTO;
     }
     cl->meta_ready_ns = ckpt_now_ns();
-    cc_say(cl, "ckpt-meta ready on 127.0.0.1:%u (pid %d, %.2f s)", (unsigned)cl->meta.port,
+    cc_say(cl, "ckpt-meta ready on %s:%u (pid %d, %.2f s)", cc_meta_host(cl),
+           (unsigned)cl->meta.port,
            (int)cl->meta.pid, cc_secs_since(t0));
     return cc_state_save(cl);
 }
@@ -1413,9 +1516,9 @@ static int cc_spawn_node(struct cc_cluster *cl, struct cc_proc *p)
     cc_argv_add(&a, "-c");
     cc_argv_add(&a, "%s", cl->conf_path);
     cc_argv_add(&a, "--listen");
-    cc_argv_add(&a, "127.0.0.1:0");
+    cc_argv_add(&a, "%s:0", cc_node_host(cl, (uint32_t)(p - cl->nodes)));
     cc_argv_add(&a, "--meta");
-    cc_argv_add(&a, "127.0.0.1:%u", (unsigned)cl->meta.port);
+    cc_argv_add(&a, "%s:%u", cc_meta_host(cl), (unsigned)cl->meta.port);
     cc_argv_add(&a, "--name");
     cc_argv_add(&a, "%s", p->name);
     for (uint32_t t = 0; t < p->ntargets; t++) {
@@ -1560,7 +1663,7 @@ static int cc_mount(struct cc_cluster *cl, uint64_t deadline_ns)
     cc_argv_add(&a, "ckptfs");
     cc_argv_add(&a, "-f");
     cc_argv_add(&a, "-o");
-    cc_argv_add(&a, "meta=127.0.0.1:%u,conf=%s,key_file=%s,transport=%s%s%s",
+    cc_argv_add(&a, "meta=%s:%u,conf=%s,key_file=%s,transport=%s%s%s", cc_meta_host(cl),
                 (unsigned)cl->meta.port, cl->conf_path, cl->key_path, cl->transport,
                 cl->mount_opts[0] ? "," : "", cl->mount_opts);
     cc_argv_add(&a, "%s", cl->mnt);
@@ -1787,6 +1890,7 @@ struct cc_up_opts {
     const char *ec;
     const char *chunk;
     const char *transport;
+    const char *addrs;
     const char *mount;
     const char *mount_opts;
     bool no_mount;
@@ -1909,6 +2013,7 @@ static int cmd_up(struct cc_cluster *cl, const char *dir, const struct cc_up_opt
             (o->tpn_set && (uint32_t)o->tpn != cl->targets_per_node) ||
             (o->ec && strcmp(o->ec, ec) != 0) ||
             (o->transport && strcmp(o->transport, cl->transport) != 0) ||
+            (o->addrs && cc_addrs_differ(cl, o->addrs)) ||
             (o->chunk && (ckpt_parse_size(o->chunk, &chunk) < 0 || chunk != l->chunk_size));
         if (conflict) {
             cc_err("%s holds a stopped cluster of %" PRIu32 " nodes x %" PRIu32
@@ -1941,6 +2046,11 @@ static int cmd_up(struct cc_cluster *cl, const char *dir, const struct cc_up_opt
         cl->n_nodes = (uint32_t)(o->nodes_set ? o->nodes : 6);
         cl->targets_per_node = (uint32_t)(o->tpn_set ? o->tpn : 1);
         snprintf(cl->transport, sizeof(cl->transport), "%s", o->transport ? o->transport : "tcp");
+        if (cc_addrs_parse(cl, o->addrs ? o->addrs : "") < 0) {
+            cc_err("--addrs %s: a comma-separated list of up to %d IP addresses (ckpt-meta's, "
+                   "then the nodes')", o->addrs, CC_MAX_NODES + 1);
+            return CC_EXIT_USAGE;
+        }
         snprintf(cl->mount_opts, sizeof(cl->mount_opts), "%s", o->mount_opts ? o->mount_opts : "");
         cc_proc_init(&cl->meta, "meta");
         cc_proc_init(&cl->client, "ckptfs");
@@ -2032,8 +2142,8 @@ static int cmd_up(struct cc_cluster *cl, const char *dir, const struct cc_up_opt
     if (cc_state_save(cl) < 0)
         return cc_up_fail(cl, fresh);
     cc_net_close(cl);
-    cc_say(cl, "cluster up in %.1f s: ckpt-meta 127.0.0.1:%u, %" PRIu32 " nodes UP%s%s",
-           cc_secs_since(t0), (unsigned)cl->meta.port, cl->n_nodes,
+    cc_say(cl, "cluster up in %.1f s: ckpt-meta %s:%u, %" PRIu32 " nodes UP%s%s",
+           cc_secs_since(t0), cc_meta_host(cl), (unsigned)cl->meta.port, cl->n_nodes,
            cl->mnt[0] ? ", mounted at " : "", cl->mnt);
     cc_say(cl, "use it with: export CKPTFS_CONF=%s; stop it with: ckpt-cluster down %s",
            cl->conf_path, cl->dir);
@@ -2217,9 +2327,10 @@ static int cmd_status(struct cc_cluster *cl, const char *dir, bool json)
                     mp->layout.chunk_size);
         else
             fputs("null", f);
-        fprintf(f, ",\n  \"meta\": {\"pid\": %d, \"running\": %s, \"address\": \"127.0.0.1:%u\", "
+        fprintf(f, ",\n  \"meta\": {\"pid\": %d, \"running\": %s, \"address\": \"%s:%u\", "
                    "\"reachable\": %s, \"error\": ",
-                (int)cl->meta.pid, meta_alive ? "true" : "false", (unsigned)cl->meta.port,
+                (int)cl->meta.pid, meta_alive ? "true" : "false", cc_meta_host(cl),
+                (unsigned)cl->meta.port,
                 mp ? "true" : "false");
         if (meta_err[0])
             cc_json_str(f, meta_err);
@@ -2232,9 +2343,10 @@ static int cmd_status(struct cc_cluster *cl, const char *dir, bool json)
             struct cc_node_usage u = cc_usage_of(mp, mn ? mn->id : 0);
             fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
             cc_json_str(f, p->name);
-            fprintf(f, ", \"pid\": %d, \"running\": %s, \"address\": \"127.0.0.1:%u\", "
+            fprintf(f, ", \"pid\": %d, \"running\": %s, \"address\": \"%s:%u\", "
                        "\"targets\": %" PRIu32 ", \"state\": ",
-                    (int)p->pid, cc_proc_alive(p) ? "true" : "false", (unsigned)p->port,
+                    (int)p->pid, cc_proc_alive(p) ? "true" : "false", cc_node_host(cl, i),
+                    (unsigned)p->port,
                     p->ntargets);
             if (mn)
                 cc_json_str(f, ckpt_node_state_name(mn->state));
@@ -2267,9 +2379,12 @@ static int cmd_status(struct cc_cluster *cl, const char *dir, bool json)
         if (cl->mnt[0]) {
             fprintf(f, "{\"path\": ");
             cc_json_str(f, cl->mnt);
-            fprintf(f, ", \"pid\": %d, \"running\": %s, \"mounted\": %s, \"answers\": %s}",
+            fprintf(f, ", \"pid\": %d, \"running\": %s, \"mounted\": %s, \"answers\": %s",
                     (int)cl->client.pid, client_alive ? "true" : "false",
                     mounted > 0 ? "true" : "false", answers == 1 ? "true" : "false");
+            if (answers == 1)
+                cc_json_connections(f, cl->mnt);
+            fputc('}', f);
         } else {
             fputs("null", f);
         }
@@ -2283,9 +2398,9 @@ static int cmd_status(struct cc_cluster *cl, const char *dir, bool json)
                    (unsigned)mp->layout.k, (unsigned)mp->layout.m,
                    cc_size_str(mp->layout.chunk_size, a, sizeof(a)));
         printf("  %-8s %-8s %-16s %s\n", "NAME", "PID", "ADDRESS", "STATE");
-        char pid[16], addr[32];
+        char pid[16], addr[CC_ADDR_MAX + 8];
         snprintf(pid, sizeof(pid), "%d", (int)cl->meta.pid);
-        snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)cl->meta.port);
+        snprintf(addr, sizeof(addr), "%s:%u", cc_meta_host(cl), (unsigned)cl->meta.port);
         printf("  %-8s %-8s %-16s %s\n", "meta", meta_alive ? pid : "-", addr,
                meta_err[0] ? meta_err : "running");
         for (uint32_t i = 0; i < cl->n_nodes; i++) {
@@ -2294,7 +2409,7 @@ static int cmd_status(struct cc_cluster *cl, const char *dir, bool json)
             const struct ckpt_map_node *mn = mp ? cc_map_find(mp, p->name) : NULL;
             char st[96];
             snprintf(pid, sizeof(pid), "%d", (int)p->pid);
-            snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)p->port);
+            snprintf(addr, sizeof(addr), "%s:%u", cc_node_host(cl, i), (unsigned)p->port);
             if (!mp)
                 snprintf(st, sizeof(st), "?");
             else if (!mn)
@@ -2696,6 +2811,7 @@ enum {
     OPT_MOUNT,
     OPT_NO_MOUNT,
     OPT_TRANSPORT,
+    OPT_ADDRS,
     OPT_SET,
     OPT_TIMEOUT,
     OPT_JSON,
@@ -2714,6 +2830,7 @@ static int cc_main(struct cc_cluster *cl, int argc, char **argv)
         {"mount", required_argument, NULL, OPT_MOUNT},
         {"no-mount", no_argument, NULL, OPT_NO_MOUNT},
         {"transport", required_argument, NULL, OPT_TRANSPORT},
+        {"addrs", required_argument, NULL, OPT_ADDRS},
         {"mount-options", required_argument, NULL, 'o'},
         {"set", required_argument, NULL, OPT_SET},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
@@ -2782,6 +2899,10 @@ static int cc_main(struct cc_cluster *cl, int argc, char **argv)
                 return CC_EXIT_USAGE;
             }
             up.transport = optarg;
+            seen |= S_UP;
+            break;
+        case OPT_ADDRS:
+            up.addrs = optarg;
             seen |= S_UP;
             break;
         case 'o':

@@ -20,6 +20,7 @@
 # pids and start times ckpt-cluster recorded.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+scripts/deps.sh attr python3 >/dev/null || exit 1
 : "${BIN:=build/bin}"
 BIN=$(realpath "$BIN")
 CC="$BIN/ckpt-cluster"
@@ -278,6 +279,41 @@ for i in 1 2 3 4 5 6 7 8 9 10; do
 done
 echo "   10 rounds in $((SECONDS - t0)) s"
 "$CC" -q down "$D" >/dev/null 2>&1 || fail "a second down is not idempotent"
+
+STEP="addrs"
+say "$STEP"
+expect_rc 2 "$CC" up "$T/x" --addrs 127.0.0.1,,127.0.0.2
+expect_rc 2 "$CC" up "$T/x" --addrs 'a;b'
+D=$(newdir addrs)
+up_ok "$D" "${UP_ARGS[@]}" --addrs 127.0.0.1,127.0.0.2,127.0.0.3 || die "up --addrs failed"
+if [ ${#MOUNT_ARGS[@]} = 0 ]; then
+    head -c 300000 /dev/urandom >"$T/addrs.src"
+    cp "$T/addrs.src" "$D/mnt/f" && cmp -s "$T/addrs.src" "$D/mnt/f" || fail "I/O through the mount failed"
+fi
+status_json "$D" "$T/st.json"
+# meta on the first address, nodes cycling over the others.
+[ "$(json_get "$T/st.json" 'd["meta"]["address"].split(":")[0]')" = 127.0.0.1 ] ||
+    fail "meta is not on 127.0.0.1: $(cat "$T/st.json")"
+[ "$(json_get "$T/st.json" '" ".join(n["address"].split(":")[0] for n in d["nodes"])')" = "127.0.0.2 127.0.0.3 127.0.0.2" ] ||
+    fail "nodes are not on 127.0.0.2/3: $(cat "$T/st.json")"
+if [ ${#MOUNT_ARGS[@]} = 0 ]; then
+    # The mount's connections to the nodes (user.ckptfs.connections): tcp.
+    [ "$(json_get "$T/st.json" '" ".join(sorted(set(c["transport"] for c in d["mount"]["connections"])))')" = tcp ] ||
+        fail "the mount's connections are not all tcp: $(cat "$T/st.json")"
+    [ "$(json_get "$T/st.json" 'len(d["mount"]["connections"])')" = 3 ] ||
+        fail "status shows $(json_get "$T/st.json" 'len(d["mount"]["connections"])') connections, expected 3"
+    getfattr --only-values -n user.ckptfs.connections "$D/mnt" 2>/dev/null | grep -q "^node .* 127.0.0.3:" ||
+        fail "user.ckptfs.connections does not list a node on 127.0.0.3"
+    setfattr -n user.ckptfs.connections -v x "$D/mnt" 2>/dev/null &&
+        fail "user.ckptfs.connections could be written"
+fi
+down_ok "$D"
+expect_rc 2 "$CC" -q up "$D" --addrs 127.0.0.5
+up_ok "$D" --timeout 60 || fail "the stopped cluster did not start again with its addresses"
+status_json "$D" "$T/st.json"
+[ "$(json_get "$T/st.json" 'd["nodes"][1]["address"].split(":")[0]')" = 127.0.0.3 ] ||
+    fail "restarted node2 is not on 127.0.0.3 again"
+down_ok "$D"
 
 STEP="node fails to start"
 say "$STEP"
