@@ -364,6 +364,40 @@ fs_inode *fs_inode_find(fs_client *c, uint64_t ino)
     return i;
 }
 
+/* An open of an inode this mount already has: when ckpt-meta's layout
+ * is the same code and geometry but with other targets in some
+ * slots (a rebuild, drain or rebalance moved them), use those from now on.
+ * Stripes with write-back in flight keep going to the targets they were
+ * started on (fs_write.c reads the target per chunk when it sends). */
+static void fs_inode_adopt_layout(fs_inode *i, const struct ckpt_layout *l)
+{
+    if (!i->regular || l->k != i->k || l->m != i->m || l->width != i->w ||
+        l->chunk_size != i->chunk)
+        return;
+    pthread_mutex_lock(&i->lock);
+    const uint32_t *cur = atomic_load_explicit(&i->tgt, memory_order_relaxed);
+    bool same = true;
+    for (uint32_t s = 0; s < i->w; s++)
+        same &= cur[s] == l->targets[s] && l->targets[s] != 0;
+    if (!same) {
+        struct fs_tgts *t = ckpt_malloc(sizeof(*t));
+        bool ok = t != NULL;
+        for (uint32_t s = 0; s < i->w; s++)
+            ok &= l->targets[s] != 0;
+        if (ok) {
+            memcpy(t->t, l->targets, i->w * sizeof(t->t[0]));
+            t->next = i->old_tgts;
+            i->old_tgts = t;
+            atomic_store_explicit(&i->tgt, t->t, memory_order_release);
+            CKPT_LOG_INFO("inode %llu: layout targets changed by ckpt-meta; reading and "
+                          "writing the new ones", (unsigned long long)i->ino);
+        } else {
+            ckpt_free(t);
+        }
+    }
+    pthread_mutex_unlock(&i->lock);
+}
+
 int fs_inode_get(fs_client *c, const struct ckpt_attr *attr,
                  const struct ckpt_layout *layout, fs_inode **out)
 {
@@ -375,6 +409,7 @@ int fs_inode_get(fs_client *c, const struct ckpt_attr *attr,
     i = fs_inode_find(c, attr->ino);
     if (i) {
         fs_inode_update_attr(i, attr);
+        fs_inode_adopt_layout(i, layout);
         *out = i;
         return 0;
     }
@@ -394,6 +429,7 @@ int fs_inode_get(fs_client *c, const struct ckpt_attr *attr,
     i->ino = attr->ino;
     i->refs = 1;
     i->layout = *layout;
+    atomic_init(&i->tgt, i->layout.targets);
     i->ec = ec;
     i->k = layout->k;
     i->m = layout->m;
@@ -471,6 +507,11 @@ void fs_inode_put(fs_inode *ino)
     fs_rc_free_list(c, dropped);
     ckpt_free(ino->scrc);
     ckpt_free(ino->deg);
+    while (ino->old_tgts) {
+        struct fs_tgts *t = ino->old_tgts;
+        ino->old_tgts = t->next;
+        ckpt_free(t);
+    }
     pthread_cond_destroy(&ino->cond);
     pthread_mutex_destroy(&ino->lock);
     ckpt_free(ino);

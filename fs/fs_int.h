@@ -137,8 +137,15 @@ struct fs_inode {
     fs_inode *hnext;               /* c->itab chain; c->lock */
     uint32_t refs;                 /* c->lock */
 
-    /* immutable after creation */
+    /* immutable after creation (but see tgt) */
     struct ckpt_layout layout;
+    /* The targets chunks are read from and written to: layout.targets at
+     * first; a later open adopts ckpt-meta's newer list (rebuild, drain or
+     * rebalance swapped a slot: same data, other target) by publishing a
+     * new array here.  Old arrays stay on old_tgts until the inode is
+     * freed, so a reader that loaded the pointer keeps a valid array. */
+    _Atomic(const uint32_t *) tgt;
+    struct fs_tgts *old_tgts;      /* lock */
     ckpt_ec *ec;                   /* borrowed from c->ecs */
     uint32_t k, m, w, chunk;
     uint64_t sbytes;               /* stripe data bytes, k * chunk */
@@ -501,9 +508,24 @@ static inline uint64_t fs_min_u64(uint64_t a, uint64_t b) { return a < b ? a : b
 static inline uint64_t fs_max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
 /** @return target id of chunk index of stripe in the inode's layout. */
-static inline uint32_t fs_chunk_target(const fs_inode *ino, uint64_t stripe, uint32_t index)
+struct fs_tgts {
+    struct fs_tgts *next;
+    uint32_t t[CKPT_LAYOUT_MAX_WIDTH];
+};
+
+static inline uint32_t fs_chunk_target(fs_inode *ino, uint64_t stripe, uint32_t index)
 {
-    return ino->layout.targets[(stripe + index) % ino->w];
+    const uint32_t *t = atomic_load_explicit(&ino->tgt, memory_order_acquire);
+    return t[(stripe + index) % ino->w];
+}
+
+/* ino's layout with the targets in use now (fs_chunk_target). */
+static inline void fs_inode_layout(fs_inode *ino, struct ckpt_layout *out)
+{
+    const uint32_t *t = atomic_load_explicit(&ino->tgt, memory_order_acquire);
+    *out = ino->layout;
+    for (uint32_t i = 0; i < ino->w; i++)
+        out->targets[i] = t[i];
 }
 
 #endif

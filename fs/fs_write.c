@@ -888,7 +888,7 @@ static int sync_targets(fs_inode *ino)
         enum fs_target_state st;
         ckpt_peer *peer;
         struct ckpt_wbuf w;
-        struct ckpt_msg_chunk_sync m = {.target = ino->layout.targets[i], .n = 1};
+        struct ckpt_msg_chunk_sync m = {.target = fs_chunk_target(ino, 0, i), .n = 1};
 
         bc[i].tid = m.target;
         m.inos[0] = ino->ino;
@@ -1195,10 +1195,12 @@ int fs_truncate(fs_inode *ino, const struct ckpt_msg_setattr *sa, struct ckpt_at
     pthread_mutex_unlock(&ino->lock);
     fs_rc_free_list(c, dropped);
 
+    struct ckpt_layout cur;
+    fs_inode_layout(ino, &cur);
     if (nsz < old)
-        fs_delete_chunks(c, ino->ino, &ino->layout, (nsz + S - 1) / S, gen);
+        fs_delete_chunks(c, ino->ino, &cur, (nsz + S - 1) / S, gen);
     else if (nsz > old)
-        fs_delete_chunks(c, ino->ino, &ino->layout, (old + S - 1) / S, gen);
+        fs_delete_chunks(c, ino->ino, &cur, (old + S - 1) / S, gen);
 
     if (bsv) {
         pthread_mutex_lock(&ino->lock);

@@ -7,7 +7,9 @@
 #   - every stripe has k+m chunks on the survivors,
 #   - "rebuild complete" in ckpt-meta's log (its rate is printed),
 #   - all files read back bit-exact, also after two more nodes are killed
-#     (which only works when the rebuilt chunks are real: 3 losses > m).
+#     (which only works when the rebuilt chunks are real: 3 losses > m),
+#     while the mount held every file open since before the first kill
+#     (a new open must adopt the swapped layout of a cached inode).
 # 8 nodes, ec 4+2 with 64 KiB chunks, down_after 1 s, out_after 3 s.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -28,6 +30,11 @@ stripes_full 6 $NODES || die "not every stripe has 6 chunks after writing"
 total=$(chunk_keys $NODES | wc -l)
 
 STEP=kill
+# Every file stays open on the mount through the rebuild (its inode and
+# layout stay cached there): the reads after the rebuild open them again,
+# and must adopt the swapped layout, or the 3 dead nodes below are > m.
+HELD=()
+for f in "$C"/mnt/f*; do exec {fd}<"$f" || die "open $f"; HELD+=("$fd"); done
 victim=$(node_of_most_chunks $NODES)
 survivors=$(echo $NODES | tr ' ' '\n' | grep -vx "$victim" | tr '\n' ' ')
 chunk_keys "$victim" | sort >"$T/lost"
@@ -58,7 +65,10 @@ STEP=redundancy
 read -r a b < <(echo $survivors | tr ' ' '\n' | head -2 | tr '\n' ' ')
 "$CC" -q kill "$C" "$a" || die "kill $a failed"
 "$CC" -q kill "$C" "$b" || die "kill $b failed"
-check_files || fail "files differ with $victim, $a and $b dead (rebuilt chunks missing?)"
+check_files || fail "files differ with $victim, $a and $b dead (rebuilt chunks missing, or a cached layout not refreshed?)"
+grep -q "layout targets changed by ckpt-meta" "$C/logs/ckptfs.log" ||
+    fail "the mount never adopted a swapped layout for a file it held open"
+for fd in "${HELD[@]}"; do exec {fd}<&-; done
 
 STEP=done
 [ $FAILS = 0 ] && say "PASS test_fail_rebuild" || say "$FAILS failure(s)"
