@@ -935,6 +935,7 @@ static void release_msg_locked(fs_inode *ino, uint64_t handle, uint64_t size, bo
     m->session = ino->c->mc ? ckpt_mclient_session(ino->c->mc) : 0;
     m->wrote = wrote;
     if (wrote) {
+        m->lost = ino->err < 0; /* some write-back failed: data incomplete */
         m->size = size;
         m->mtime_sec = ino->mtime_sec;
         m->mtime_nsec = ino->mtime_nsec;

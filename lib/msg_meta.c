@@ -546,7 +546,7 @@ int ckpt_msg_release_encode(struct ckpt_wbuf *w, const struct ckpt_msg_release *
     ckpt_wr_u64(w, m->ino);
     ckpt_wr_u64(w, m->handle);
     ckpt_wr_u64(w, m->session);
-    ckpt_wr_u8(w, m->wrote ? 1 : 0);
+    ckpt_wr_u8(w, (uint8_t)((m->wrote ? 1 : 0) | (m->wrote && m->lost ? 2 : 0)));
     ckpt_wr_u8(w, m->has_checksum ? 1 : 0);
     ckpt_wr_u64(w, m->size);
     ckpt_wr_i64(w, m->mtime_sec);
@@ -562,13 +562,15 @@ int ckpt_msg_release_decode(const void *body, size_t len, struct ckpt_msg_releas
     out->ino = ckpt_rd_u64(&r);
     out->handle = ckpt_rd_u64(&r);
     out->session = ckpt_rd_u64(&r);
-    out->wrote = ckpt_rd_u8(&r);
+    uint8_t wrote = ckpt_rd_u8(&r);
+    out->wrote = wrote & 1;
+    out->lost = (wrote >> 1) & 1;
     out->has_checksum = ckpt_rd_u8(&r);
     out->size = ckpt_rd_u64(&r);
     out->mtime_sec = ckpt_rd_i64(&r);
     out->mtime_nsec = ckpt_rd_u32(&r);
     out->checksum = ckpt_rd_u32(&r);
-    if (out->wrote > 1 || out->has_checksum > 1 || out->mtime_nsec >= 1000000000u ||
+    if (wrote > 3 || wrote == 2 || out->has_checksum > 1 || out->mtime_nsec >= 1000000000u ||
         out->size > (uint64_t)INT64_MAX)
         ckpt_rbuf_fail(&r);
     return ckpt_rbuf_end(&r);

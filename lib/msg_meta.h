@@ -234,7 +234,10 @@ struct ckpt_msg_open_resp {
  * and records the file's crc32c over its first `size` bytes when
  * has_checksum.  RELEASE: the same, then the open handle is closed; the
  * client sends it only once the flush after close() completed, which is
- * what releases waiting openers.  wrote == 0: a read-only open.
+ * what releases waiting openers.  wrote == 0: a read-only open.  lost: the
+ * flush failed for some of the bytes (more targets failed than parity
+ * covers): ckpt-meta marks the inode CKPT_ATTR_F_INCOMPLETE, like after a
+ * writer's death, and a checkpoint holding it cannot be committed.
  * CLOSING (same body, wrote == 1): close() was called on a handle that
  * wrote; size and mtime are what the file will have once the flush is
  * done.  ckpt-meta keeps them in memory (not durable) until the next
@@ -246,6 +249,7 @@ struct ckpt_msg_release {
     uint64_t session;
     uint8_t wrote;
     uint8_t has_checksum;
+    uint8_t lost;       /* wire: bit 1 of the wrote byte */
     uint64_t size;
     int64_t mtime_sec;
     uint32_t mtime_nsec;

@@ -34,7 +34,10 @@
  *          writing (meta_sess_ino_writing), polling every 50 ms;
  *       3. CHUNK_SYNC the files on every UP target of their layouts,
  *          grouped per target (one ckpt_peer per node, owned here);
- *       4. health (below): LOST fails at once (CKPT_E_UNRECOV); DEGRADED
+ *       4. a file marked incomplete (its writer died before its flush
+ *          ended, or reported bytes it could not store) fails at once
+ *          (CKPT_E_TORN);
+ *          health (below): LOST fails at once (CKPT_E_UNRECOV); DEGRADED
  *          fails with CKPT_E_CLUSTER at the deadline unless the request
  *          allows it, and is re-checked every 500 ms meanwhile (rebuild);
  *       5. hand a COMMIT wop, which owns the request, to the writer.
@@ -118,6 +121,7 @@ struct ck_file {
     uint32_t crc;
     bool has_crc;
     bool has_layout;
+    bool incomplete;                  /* META_INODE_F_INCOMPLETE */
     struct ckpt_layout l;
     char *path;                       /* relative; owned */
 };
@@ -255,6 +259,7 @@ static int tree_add_file(struct ck_tree *t, MDB_txn *txn, const struct meta_attr
     f->ino = a->ino;
     f->size = a->size;
     f->data_gen = a->data_gen;
+    f->incomplete = (a->flags & META_INODE_F_INCOMPLETE) != 0;
     f->path = ckpt_strdup(path);
     if (!f->path)
         return -ENOMEM;
@@ -1010,7 +1015,15 @@ static int commit_prepare(struct meta_server *srv, struct ck_job *j, uint64_t *o
             t = t2;
             writing = !same; /* not settled yet: poll again */
         }
-        if (!writing) {
+        for (size_t i = 0; i < t.n && !writing && rc == 0; i++) {
+            if (t.f[i].incomplete) {
+                CKPT_LOG_WARN("commit of checkpoint directory %llu refused: %s is incomplete "
+                              "(its writer died or could not store all of it); write it "
+                              "again", (unsigned long long)j->msg.ino, t.f[i].path);
+                rc = CKPT_E_TORN;
+            }
+        }
+        if (!writing && rc == 0) {
             rc = tree_health(srv, txn, &t, &h);
             if (rc == 0 && h.health != CKPT_HEALTH_LOST &&
                 (!synced || synced_digest != t.digest)) {

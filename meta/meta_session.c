@@ -1371,6 +1371,11 @@ static int flushed_common(struct meta_server *srv, MDB_txn *txn, struct meta_wop
             rc = meta_store_xattr_set(txn, m->ino, META_CKSUM_XATTR, v, sizeof(v), 0, &now,
                                       NULL);
         }
+        if (rc == 0 && m->lost) {
+            CKPT_LOG_WARN("inode %llu: its writer reports data it could not store: marked "
+                          "incomplete", (unsigned long long)m->ino);
+            rc = meta_store_flags_update(txn, m->ino, META_INODE_F_INCOMPLETE, 0);
+        }
     }
     return rc;
 }

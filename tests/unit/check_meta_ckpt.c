@@ -212,6 +212,61 @@ START_TEST(test_health_and_sync)
 }
 END_TEST
 
+/* A writer that could not store all its bytes says so in RELEASE (lost):
+ * the file is marked incomplete and its checkpoint cannot be committed
+ * until the file is written again. */
+START_TEST(test_lost_data_blocks_commit)
+{
+    uint64_t job = mkdir_ok(CKPT_ROOT_INO, "job");
+    uint64_t s1 = mkdir_ok(job, "step-1");
+    struct ckpt_msg_open_resp a, b, a2;
+    struct ckpt_ckpt_info info;
+    struct ckpt_msg_release r;
+    struct ckpt_attr at;
+
+    ck_assert_int_eq(create(s1, "a", &a), 0);
+    ck_assert_int_eq(create(s1, "b", &b), 0);
+    ck_assert_int_eq(release(&b, 0, 1, 0), 0);
+    memset(&r, 0, sizeof(r));
+    r.ino = a.attr.ino;
+    r.handle = a.handle;
+    r.session = ckpt_mclient_session(F.mc);
+    r.wrote = 1;
+    r.lost = 1;
+    r.size = 4096;
+    r.mtime_sec = 1700000000;
+    ck_assert_int_eq(ckpt_mclient_release(F.mc, &r), 0);
+    ck_assert_int_eq(ckpt_mclient_getattr(F.mc, a.attr.ino, &at), 0);
+    ck_assert_uint_eq(at.flags & CKPT_ATTR_F_INCOMPLETE, CKPT_ATTR_F_INCOMPLETE);
+    ck_assert_uint_eq(at.size, 4096);
+    ck_assert_int_eq(ckpt_cclient_commit(CC, s1, 2000, 0, &info), CKPT_E_TORN);
+    ck_assert_int_eq(ckpt_cclient_info(CC, s1, &info), 0);
+    ck_assert_uint_eq(info.state, CKPT_CKPT_WRITING);
+    /* Written again (O_TRUNC clears the mark): the commit goes through. */
+    ck_assert_int_eq(ckpt_mclient_open(F.mc, a.attr.ino, O_WRONLY | O_TRUNC, &a2), 0);
+    ck_assert_int_eq(release(&a2, 0, 1, 0), 0); /* no nodes to sync here: empty */
+    ck_assert_int_eq(ckpt_mclient_getattr(F.mc, a.attr.ino, &at), 0);
+    ck_assert_uint_eq(at.flags & CKPT_ATTR_F_INCOMPLETE, 0);
+    ck_assert_int_eq(ckpt_cclient_commit(CC, s1, 5000, 0, &info), 0);
+    ck_assert_uint_eq(info.state, CKPT_CKPT_COMMITTED);
+    /* The wire: lost rides in the wrote byte; "lost" without "wrote" and
+     * unknown bits are malformed. */
+    uint8_t buf[128];
+    struct ckpt_wbuf w;
+    struct ckpt_msg_release d;
+    ckpt_wbuf_init(&w, buf, sizeof(buf));
+    ck_assert_int_eq(ckpt_msg_release_encode(&w, &r), 0);
+    ck_assert_int_eq(ckpt_msg_release_decode(w.p, w.len, &d), 0);
+    ck_assert_uint_eq(d.wrote, 1);
+    ck_assert_uint_eq(d.lost, 1);
+    for (uint8_t v = 2; v < 8; v += 4) {
+        ((uint8_t *)w.p)[24] = v;
+        ck_assert_int_eq(ckpt_msg_release_decode(w.p, w.len, &d), CKPT_E_PROTO);
+    }
+    ckpt_wbuf_free(&w);
+}
+END_TEST
+
 START_TEST(test_codecs)
 {
     uint8_t buf[256];
@@ -286,6 +341,7 @@ Suite *meta_ckpt_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_commit_manifest_erofs);
     tcase_add_test(tc, test_health_and_sync);
+    tcase_add_test(tc, test_lost_data_blocks_commit);
     suite_add_tcase(s, tc);
     TCase *tcc = tcase_create("codecs");
     tcase_set_timeout(tcc, 10);
