@@ -207,9 +207,10 @@ install: all
 	install -m 644 lib/*.h $(DESTDIR)$(PREFIX)/include/ckptfs/
 	install -m 644 $(LIBCKPT) $(DESTDIR)$(PREFIX)/lib/ 2>/dev/null || \
 	  { install -d $(DESTDIR)$(PREFIX)/lib && install -m 644 $(LIBCKPT) $(DESTDIR)$(PREFIX)/lib/; }
-	-install -m 644 man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
-	-install -m 644 man/man5/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
-	-install -m 644 man/man8/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 644 man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 man/man5/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 644 man/man8/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	echo '.so man8/mount.ckptfs.8' >$(DESTDIR)$(PREFIX)/share/man/man8/ckptfs.8
 
 clean:
 	rm -rf build
