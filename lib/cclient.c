@@ -4,8 +4,11 @@
  * DESIGN
  *   A thin layer over one ckpt_peer: encode, call, decode.  Idempotent
  *   calls are retried while the peer is unreachable (a restarting
- *   ckpt-meta) for up to CC_RETRY_MS with a short pause; COMMIT is sent
- *   once with a call timeout of the commit's own timeout plus slack.
+ *   ckpt-meta) for up to CC_RETRY_MS with a short pause.  COMMIT carries
+ *   the commit's own timeout (the call's is that plus slack); it is sent
+ *   again after a transient failure (ckpt-meta restarted under it, or the
+ *   tree changed while it committed) with what is left of that timeout:
+ *   commit is idempotent at ckpt-meta.
  */
 #include <errno.h>
 #include <string.h>
@@ -84,17 +87,28 @@ int ckpt_cclient_commit(ckpt_cclient *cc, uint64_t ino, uint32_t timeout_ms, uin
     struct ckpt_wbuf w;
     struct ckpt_call call;
     uint8_t buf[32];
-    ckpt_wbuf_init(&w, buf, sizeof(buf));
-    int rc = ckpt_msg_ckpt_commit_encode(&w, &m);
-    if (rc == 0) {
-        uint32_t t = (timeout_ms ? timeout_ms : 60000u) + CC_COMMIT_SLACK_MS;
-        rc = cc_call(cc, CKPT_OP_CKPT_COMMIT, &w, t, false, &call);
-        if (rc == 0)
-            rc = ckpt_msg_ckpt_info_decode(call.resp_body, call.resp_body_len, out);
-        ckpt_call_release(&call);
+    uint32_t total = timeout_ms ? timeout_ms : 60000u;
+    uint64_t end = ckpt_now_ns() + (uint64_t)total * 1000000ull;
+    int rc;
+    for (;;) {
+        ckpt_wbuf_init(&w, buf, sizeof(buf));
+        rc = ckpt_msg_ckpt_commit_encode(&w, &m);
+        if (rc == 0) {
+            rc = cc_call(cc, CKPT_OP_CKPT_COMMIT, &w, m.timeout_ms + CC_COMMIT_SLACK_MS, false,
+                         &call);
+            if (rc == 0)
+                rc = ckpt_msg_ckpt_info_decode(call.resp_body, call.resp_body_len, out);
+            ckpt_call_release(&call);
+        }
+        ckpt_wbuf_free(&w);
+        uint64_t now = ckpt_now_ns();
+        if (rc == 0 || !transient(rc) || now + 500000000ull >= end)
+            return rc;
+        struct timespec ts = {0, 500 * 1000000L};
+        nanosleep(&ts, NULL);
+        uint64_t left_ms = (end - ckpt_now_ns()) / 1000000ull;
+        m.timeout_ms = left_ms ? (uint32_t)left_ms : 1;
     }
-    ckpt_wbuf_free(&w);
-    return rc;
 }
 
 static int ino_call(ckpt_cclient *cc, uint16_t op, uint64_t ino, struct ckpt_call *call)

@@ -8,7 +8,9 @@
  * negative code: what ckpt-meta answered (see msg_ckpt.h) or a transport
  * error (-ETIMEDOUT, -ECONNREFUSED, CKPT_E_CLOSED, CKPT_E_AUTH...).  LIST,
  * INFO and MANIFEST are retried across a reconnect for up to 10 s; COMMIT
- * is not (the caller may send it again: committing twice is harmless).
+ * (idempotent: committing twice answers the same) is sent again after a
+ * lost connection or a -EAGAIN ("changed while committing") until its own
+ * timeout is used up.
  */
 #ifndef CKPT_CCLIENT_H
 #define CKPT_CCLIENT_H

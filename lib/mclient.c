@@ -47,6 +47,7 @@
 
 #define MC_IDEM 0x1u /* safe to send again after a lost answer */
 #define MC_ONCE 0x2u /* no retry at all */
+#define MC_CLOSING_TIMEOUT_MS 1000u
 #define MC_OPEN_TIMEOUT_MS 86400000u
 #define MC_DEFAULT_RETRY_MS 30000u
 
@@ -831,7 +832,24 @@ int ckpt_mclient_release(ckpt_mclient *mc, const struct ckpt_msg_release *m)
 
 int ckpt_mclient_closing(ckpt_mclient *mc, const struct ckpt_msg_release *m)
 {
-    return release_op(mc, CKPT_OP_CLOSING, m);
+    /* Inside close(): one attempt, briefly.  Without ckpt-meta the only
+     * loss is that other mounts see the new size a little later. */
+    struct ckpt_msg_release r;
+    struct ckpt_call call;
+    uint8_t st[64];
+    struct ckpt_wbuf w;
+
+    if (!m || m->mtime_nsec >= 1000000000u || m->size > (uint64_t)INT64_MAX)
+        return -EINVAL;
+    r = *m;
+    if (!r.session)
+        r.session = ckpt_mclient_session(mc);
+    ckpt_wbuf_init(&w, st, sizeof(st));
+    (void)ckpt_msg_release_encode(&w, &r);
+    int rc = mc_call(mc, CKPT_OP_CLOSING, &w, MC_ONCE, MC_CLOSING_TIMEOUT_MS, &call);
+    ckpt_call_release(&call);
+    ckpt_wbuf_free(&w);
+    return rc;
 }
 
 int ckpt_mclient_degraded(ckpt_mclient *mc, const struct ckpt_msg_degraded *m)

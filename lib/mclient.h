@@ -97,7 +97,8 @@ int ckpt_mclient_create_file(ckpt_mclient *mc, uint64_t parent, const char *name
 /** @brief FLUSHED (keep open) or RELEASE (close), see msg_meta.h. */
 int ckpt_mclient_flushed(ckpt_mclient *mc, const struct ckpt_msg_release *m);
 int ckpt_mclient_release(ckpt_mclient *mc, const struct ckpt_msg_release *m);
-/** @brief CLOSING: announce the size/mtime a closed handle is flushing. */
+/** @brief CLOSING: announce the size/mtime a closed handle is flushing.
+ *  Called inside close(): one attempt with a 1 s timeout, no retry. */
 int ckpt_mclient_closing(ckpt_mclient *mc, const struct ckpt_msg_release *m);
 int ckpt_mclient_degraded(ckpt_mclient *mc, const struct ckpt_msg_degraded *m);
 /** @brief The cluster map; free with ckpt_msg_cluster_map_resp_free(). */
