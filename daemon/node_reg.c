@@ -12,7 +12,7 @@
  *             v     NODE_REGISTER ok (ids persisted, published)  |
  *     UNREGISTERED ---------------------------------------> REGISTERED
  *       ^   |  reg_register()                                |   |
- *       |   |  fails: wait backoff (100 ms .. 5 s), retry    |   | every
+ *       |   |  fails: backoff 100 ms..heartbeat_ms, retry    |   | every
  *       |   +-----------------------------------------------'|   | heartbeat_ms:
  *       |                                                    |   | reg_heartbeat()
  *       |   meta answers -ENOENT, or the peer's connection   |   |
@@ -376,9 +376,17 @@ static void *node_reg_main(void *arg)
             ckpt_conn_put(r->reg_conn);
             r->reg_conn = NULL;
         }
+        /* Back off, but never longer than a heartbeat interval: a
+         * restarted ckpt-meta counts restored nodes UP only until they miss
+         * heartbeats, so a node must find it again within about one. */
+        pthread_mutex_lock(&r->lock);
+        uint32_t cap = r->heartbeat_ms;
+        pthread_mutex_unlock(&r->lock);
+        if (cap < NODE_REG_BACKOFF_MIN_MS || cap > NODE_REG_BACKOFF_MAX_MS)
+            cap = NODE_REG_BACKOFF_MAX_MS;
         backoff_ms = backoff_ms ? backoff_ms * 2 : NODE_REG_BACKOFF_MIN_MS;
-        if (backoff_ms > NODE_REG_BACKOFF_MAX_MS)
-            backoff_ms = NODE_REG_BACKOFF_MAX_MS;
+        if (backoff_ms > cap)
+            backoff_ms = cap;
         next_ns = ckpt_now_ns() + (uint64_t)backoff_ms * 1000000ull;
     }
     return NULL;
