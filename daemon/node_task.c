@@ -32,12 +32,23 @@
  *   k+m-1 survivors instead of k costs (k+m-1)/k of the minimum reads and
  *   buys the generation check.
  *
+ *   MOVE tasks (drain, rebalance): the source target still serves, so each
+ *   chunk is first copied from it (one CHUNK_READ, crc checked, written
+ *   with the source's generation and length); only when that read fails
+ *   (missing, bad crc, node gone) is the chunk decoded from the others as
+ *   above.  A MOVE carries rate_bps, this node's share of the operator's
+ *   --max-rate: a token bucket shared by the workers (rl_*, one second of
+ *   burst) delays each chunk write so that MOVE bytes stay under it.  The
+ *   rate used is the one of the last fetched MOVE (move_rate), so that
+ *   queued tasks follow a change of the cap or of the share.
+ *
  *   A task ends with node_chunk_sync of the inode on the local target, so
  *   what meta swaps into the layout is on stable storage.
  *
  *   Known limits: tasks run in fetch order (meta's order); no throttling by
- *   foreground load beyond the worker count; the peer cache only grows (one
- *   entry per node address).
+ *   foreground load beyond the worker count and the MOVE rate cap (REBUILD
+ *   and REPAIR are never capped); the peer cache only grows (one entry per
+ *   node address).
  */
 #include "node_task.h"
 
@@ -106,6 +117,11 @@ struct node_task {
     uint32_t nworkers;
 
     _Atomic uint64_t c_done, c_failed, c_chunks_w, c_bytes_w, c_chunks_r, c_bytes_r;
+
+    _Atomic uint64_t move_rate;                /* rate_bps of the last fetched MOVE */
+    pthread_mutex_t rl_lock;                   /* MOVE rate limit, a leaf */
+    double rl_tokens;                          /* protected by rl_lock */
+    uint64_t rl_last_ns;                       /* protected by rl_lock */
 };
 
 /* ---- helpers -------------------------------------------------------------------- */
@@ -170,6 +186,105 @@ struct stripe_bufs {
     uint8_t *buf[CKPT_LAYOUT_MAX_K + CKPT_LAYOUT_MAX_M];
     struct rd rd[CKPT_LAYOUT_MAX_K + CKPT_LAYOUT_MAX_M];
 };
+
+static bool stopping(struct node_task *t);
+
+/* Wait until `bytes` more MOVE bytes fit under rate_bps (0: no limit). */
+static void throttle(struct node_task *t, uint64_t bytes)
+{
+    uint64_t rate_bps = atomic_load(&t->move_rate);
+    if (!rate_bps || !bytes)
+        return;
+    uint64_t now = ckpt_now_ns();
+    pthread_mutex_lock(&t->rl_lock);
+    if (t->rl_last_ns == 0)
+        t->rl_last_ns = now;
+    t->rl_tokens += (double)(now - t->rl_last_ns) * (double)rate_bps / 1e9;
+    if (t->rl_tokens > (double)rate_bps)
+        t->rl_tokens = (double)rate_bps; /* one second of burst */
+    t->rl_last_ns = now;
+    t->rl_tokens -= (double)bytes;
+    double wait_s = t->rl_tokens < 0 ? -t->rl_tokens / (double)rate_bps : 0;
+    pthread_mutex_unlock(&t->rl_lock);
+    while (wait_s > 0 && !stopping(t)) {
+        double step = wait_s > 0.1 ? 0.1 : wait_s;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(step * 1e9)};
+        nanosleep(&ts, NULL);
+        wait_s -= step;
+    }
+}
+
+/*
+ * MOVE: copy chunk `idx` of stripe s from the source (the task's slot).
+ * @return 1 copied, 0 nothing to copy there (fall back to decoding),
+ *         negative: a local write error.
+ */
+static int copy_chunk(struct node_task *t, const struct ckpt_task *tk, node_chunk_store *st,
+                      uint8_t *buf, uint64_t s, uint32_t idx, uint64_t *out_chunks,
+                      uint64_t *out_bytes)
+{
+    const struct ckpt_layout *l = &tk->layout;
+    const struct ckpt_task_addr *a = &tk->addr[tk->slot];
+    struct ckpt_msg_chunk_read m = {
+        .target = tk->lost_tid,
+        .key = {.ino = tk->ino, .stripe = s, .index = (uint16_t)idx},
+        .offset = 0,
+        .len = l->chunk_size,
+        .min_gen = 0,
+    };
+    struct ckpt_msg_chunk_read_resp resp;
+    uint8_t body[64];
+    struct ckpt_wbuf w;
+    struct ckpt_call call;
+    int rc;
+
+    if (!a->port || !a->host[0])
+        return 0;
+    ckpt_peer *p = peer_get(t, a->host, a->port);
+    if (!p)
+        return 0;
+    ckpt_wbuf_init(&w, body, sizeof(body));
+    rc = ckpt_msg_chunk_read_encode(&w, &m);
+    memset(&call, 0, sizeof(call));
+    if (rc == 0 && !w.heap) {
+        call.opcode = CKPT_OP_CHUNK_READ;
+        call.body = body;
+        call.body_len = (uint32_t)w.len;
+        call.bulk_in = buf;
+        call.bulk_in_cap = l->chunk_size;
+        call.timeout_ms = TASK_READ_TIMEOUT_MS;
+        rc = ckpt_peer_call(p, &call);
+        if (rc == 0)
+            rc = call.status;
+    } else if (rc == 0) {
+        rc = -EMSGSIZE;
+    }
+    ckpt_wbuf_free(&w);
+    bool ok = rc == 0 &&
+              ckpt_msg_chunk_read_resp_decode(call.resp_body, call.resp_body_len, &resp) == 0 &&
+              resp.chunk_len == call.bulk_in_len && resp.chunk_len <= l->chunk_size &&
+              ckpt_crc32c(0, buf, resp.chunk_len) == resp.crc;
+    ckpt_call_release(&call);
+    if (!ok) {
+        CKPT_LOG_DEBUG("move of inode %llu stripe %llu chunk %u: source read failed (" CKPT_RC_FMT
+                       "): decoding it", (unsigned long long)tk->ino, (unsigned long long)s,
+                       idx, CKPT_RC_ARGS(rc));
+        return 0;
+    }
+    atomic_fetch_add(&t->c_chunks_r, 1);
+    atomic_fetch_add(&t->c_bytes_r, resp.chunk_len);
+    throttle(t, resp.chunk_len);
+    struct iovec iov = {.iov_base = buf, .iov_len = resp.chunk_len};
+    struct node_chunk_key key = {.ino = tk->ino, .stripe = s, .index = (uint16_t)idx};
+    rc = node_chunk_write(st, &key, resp.gen, &iov, 1, resp.crc);
+    if (rc == CKPT_E_STALE)
+        return 1; /* a newer version was written meanwhile */
+    if (rc < 0)
+        return rc;
+    (*out_chunks)++;
+    *out_bytes += resp.chunk_len;
+    return 1;
+}
 
 /* Rebuild chunk index `idx` of stripe s into the local store. */
 static int run_stripe(struct node_task *t, const struct ckpt_task *tk, ckpt_ec *ec,
@@ -308,6 +423,8 @@ static int run_stripe(struct node_task *t, const struct ckpt_task *tk, ckpt_ec *
         if (want < len)
             len = want; /* 0: a data chunk past EOF, stored empty as the client does */
     }
+    if (tk->kind == CKPT_TASK_MOVE)
+        throttle(t, len);
     struct iovec iov = {.iov_base = sb->buf[idx], .iov_len = len};
     struct node_chunk_key key = {.ino = tk->ino, .stripe = s, .index = (uint16_t)idx};
     rc = node_chunk_write(st, &key, best, &iov, 1, ckpt_crc32c(0, sb->buf[idx], len));
@@ -366,6 +483,17 @@ static int run_task(struct node_task *t, const struct ckpt_task *tk, uint64_t *o
             rc = -ESHUTDOWN;
             break;
         }
+        if (tk->kind == CKPT_TASK_MOVE) {
+            rc = copy_chunk(t, tk, st, sb->buf[idx], s, idx, out_chunks, out_bytes);
+            if (rc != 0) {
+                rc = rc > 0 ? 0 : rc;
+                if (rc < 0)
+                    CKPT_LOG_WARN("move of inode %llu stripe %llu chunk %u onto target %u: "
+                                  CKPT_RC_FMT, (unsigned long long)tk->ino,
+                                  (unsigned long long)s, idx, tk->new_tid, CKPT_RC_ARGS(rc));
+                continue;
+            }
+        }
         rc = run_stripe(t, tk, ec, st, sb, s, idx, out_chunks, out_bytes);
         if (rc < 0)
             CKPT_LOG_WARN("%s of inode %llu stripe %llu chunk %u onto target %u: " CKPT_RC_FMT,
@@ -397,6 +525,7 @@ static void report(struct node_task *t, const struct ckpt_task *tk, int status,
         .new_tid = tk->new_tid,
         .data_gen = tk->data_gen,
         .size = tk->size,
+        .attr_stamp = tk->attr_stamp,
         .stripe_lo = tk->stripe_lo,
         .stripe_hi = tk->stripe_hi,
         .status = status,
@@ -513,6 +642,9 @@ static void fetch_once(struct node_task *t, uint32_t node_id)
         CKPT_LOG_DEBUG("TASK_FETCH: " CKPT_RC_FMT, CKPT_RC_ARGS(rc));
         return;
     }
+    for (uint32_t i = 0; i < r.n; i++)
+        if (r.tasks[i].kind == CKPT_TASK_MOVE)
+            atomic_store(&t->move_rate, r.tasks[i].rate_bps);
     pthread_mutex_lock(&t->lock);
     for (uint32_t i = 0; i < r.n && t->qlen < TASK_QUEUE_MAX; i++) {
         const struct ckpt_task *tk = &r.tasks[i];
@@ -663,6 +795,7 @@ int node_task_start(const struct node_task_opts *o, ckpt_net *net, struct node_t
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->cond, NULL);
     pthread_mutex_init(&t->peer_lock, NULL);
+    pthread_mutex_init(&t->rl_lock, NULL);
     rc = ckpt_peer_create(net, t->meta_host, o->meta_port, &t->meta);
     if (rc < 0)
         goto fail;
@@ -701,6 +834,7 @@ void node_task_stop(node_task *t)
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->peer_lock);
+    pthread_mutex_destroy(&t->rl_lock);
     ckpt_free(t);
 }
 

@@ -17,11 +17,11 @@
 #include "err.h"
 
 /* Bytes a task needs on the wire at the least (fixed fields, empty layout). */
-#define TASK_MIN_WIRE 70u
+#define TASK_MIN_WIRE 86u
 
 const char *ckpt_task_kind_name(uint32_t kind)
 {
-    static const char *const names[] = {"rebuild", "repair"};
+    static const char *const names[] = {"rebuild", "repair", "move"};
     return kind < CKPT_TASK_NKINDS ? names[kind] : "?";
 }
 
@@ -55,6 +55,8 @@ static void wr_task(struct ckpt_wbuf *w, const struct ckpt_task *t)
     ckpt_wr_u32(w, t->slot);
     ckpt_wr_u64(w, t->stripe_lo);
     ckpt_wr_u64(w, t->stripe_hi);
+    ckpt_wr_u64(w, t->rate_bps);
+    ckpt_wr_u64(w, t->attr_stamp);
     ckpt_wr_layout(w, &t->layout);
     for (uint16_t i = 0; i < width && i < CKPT_LAYOUT_MAX_WIDTH; i++) {
         ckpt_wr_str(w, t->addr[i].host, strnlen(t->addr[i].host, CKPT_HOST_MAX));
@@ -74,6 +76,8 @@ static void rd_task(struct ckpt_rbuf *r, struct ckpt_task *t)
     t->slot = ckpt_rd_u32(r);
     t->stripe_lo = ckpt_rd_u64(r);
     t->stripe_hi = ckpt_rd_u64(r);
+    t->rate_bps = ckpt_rd_u64(r);
+    t->attr_stamp = ckpt_rd_u64(r);
     ckpt_rd_layout(r, &t->layout);
     if (r->err)
         return;
@@ -148,6 +152,7 @@ int ckpt_msg_task_done_encode(struct ckpt_wbuf *w, const struct ckpt_msg_task_do
     ckpt_wr_u32(w, m->new_tid);
     ckpt_wr_u64(w, m->data_gen);
     ckpt_wr_u64(w, m->size);
+    ckpt_wr_u64(w, m->attr_stamp);
     ckpt_wr_u64(w, m->stripe_lo);
     ckpt_wr_u64(w, m->stripe_hi);
     ckpt_wr_i32(w, m->status);
@@ -167,6 +172,7 @@ int ckpt_msg_task_done_decode(const void *body, size_t len, struct ckpt_msg_task
     out->new_tid = ckpt_rd_u32(&r);
     out->data_gen = ckpt_rd_u64(&r);
     out->size = ckpt_rd_u64(&r);
+    out->attr_stamp = ckpt_rd_u64(&r);
     out->stripe_lo = ckpt_rd_u64(&r);
     out->stripe_hi = ckpt_rd_u64(&r);
     out->status = ckpt_rd_i32(&r);
@@ -190,6 +196,14 @@ int ckpt_msg_rebuild_status_resp_encode(struct ckpt_wbuf *w,
     ckpt_wr_u64(w, m->eta_s);
     ckpt_wr_u32(w, m->lost_targets);
     ckpt_wr_u64(w, m->degraded_stripes);
+    ckpt_wr_u64(w, m->moves_pending);
+    ckpt_wr_u64(w, m->move_bytes_left);
+    ckpt_wr_u64(w, m->moves_done);
+    ckpt_wr_u64(w, m->move_bytes_done);
+    ckpt_wr_u64(w, m->move_rate_bps);
+    ckpt_wr_u64(w, m->move_eta_s);
+    ckpt_wr_u64(w, m->max_rate_bps);
+    ckpt_wr_u32(w, m->draining_nodes);
     return w->err;
 }
 
@@ -207,5 +221,13 @@ int ckpt_msg_rebuild_status_resp_decode(const void *body, size_t len,
     out->eta_s = ckpt_rd_u64(&r);
     out->lost_targets = ckpt_rd_u32(&r);
     out->degraded_stripes = ckpt_rd_u64(&r);
+    out->moves_pending = ckpt_rd_u64(&r);
+    out->move_bytes_left = ckpt_rd_u64(&r);
+    out->moves_done = ckpt_rd_u64(&r);
+    out->move_bytes_done = ckpt_rd_u64(&r);
+    out->move_rate_bps = ckpt_rd_u64(&r);
+    out->move_eta_s = ckpt_rd_u64(&r);
+    out->max_rate_bps = ckpt_rd_u64(&r);
+    out->draining_nodes = ckpt_rd_u32(&r);
     return ckpt_rbuf_end(&r);
 }

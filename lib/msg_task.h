@@ -19,8 +19,14 @@
  * new_tid.  For CKPT_TASK_REBUILD new_tid is a replacement target and meta
  * swaps lost_tid -> new_tid in the layout when the task is done; for
  * CKPT_TASK_REPAIR new_tid == lost_tid (the target came back or held a bad
- * chunk) and nothing is swapped.  Tasks are idempotent: the chunks are
- * written with the generation the survivors carry.
+ * chunk) and nothing is swapped.  CKPT_TASK_MOVE (drain, rebalance) is a
+ * REBUILD whose lost_tid is still readable: the node copies each chunk
+ * from lost_tid's node (addr[slot] is filled) and decodes it from the
+ * others only when that copy fails; meta swaps lost_tid -> new_tid when it
+ * is done and queues the old chunks for deletion.  rate_bps caps the bytes
+ * per second the fetching node spends on MOVE tasks (0: unlimited).  Tasks
+ * are idempotent: the chunks are written with the generation the survivors
+ * (or the source) carry.
  *
  * Codec conventions as in msg_node.h: encoders return the wbuf's sticky
  * error, decoders validate every count, enum and layout (ckpt_rd_layout)
@@ -40,6 +46,7 @@
 enum ckpt_task_kind {
     CKPT_TASK_REBUILD = 0,  /* recreate a lost target's chunks elsewhere */
     CKPT_TASK_REPAIR = 1,   /* rewrite missing/bad chunks in place */
+    CKPT_TASK_MOVE = 2,     /* copy a readable target's chunks elsewhere */
     CKPT_TASK_NKINDS
 };
 
@@ -59,6 +66,10 @@ struct ckpt_task {
     uint32_t slot;          /* position of lost_tid in layout.targets */
     uint64_t stripe_lo;     /* first stripe */
     uint64_t stripe_hi;     /* one past the last stripe (<= nstripes) */
+    uint64_t rate_bps;      /* MOVE: this node's byte rate cap (0: none) */
+    uint64_t attr_stamp;    /* fingerprint of the file's mtime/ctime when
+                               fetched (echoed in TASK_DONE: a MOVE swaps
+                               only if the file was not rewritten since) */
     struct ckpt_layout layout;  /* placed: width target ids */
     struct ckpt_task_addr addr[CKPT_LAYOUT_MAX_WIDTH]; /* per slot */
 };
@@ -81,6 +92,7 @@ struct ckpt_msg_task_done {
     uint32_t new_tid;
     uint64_t data_gen;      /* as fetched */
     uint64_t size;          /* as fetched */
+    uint64_t attr_stamp;    /* as fetched */
     uint64_t stripe_lo, stripe_hi;
     int32_t status;         /* 0 done; else why it failed */
     uint64_t chunks;        /* chunks written */
@@ -97,9 +109,18 @@ struct ckpt_msg_rebuild_status_resp {
     uint64_t eta_s;           /* 0 when unknown or idle */
     uint32_t lost_targets;    /* targets of OUT nodes still referenced */
     uint64_t degraded_stripes; /* recorded degraded stripes */
+    /* data movement (drain, rebalance: CKPT_TASK_MOVE) */
+    uint64_t moves_pending;   /* MOVE tasks planned, not done */
+    uint64_t move_bytes_left; /* estimated chunk bytes they still move */
+    uint64_t moves_done;      /* since ckpt-meta started */
+    uint64_t move_bytes_done;
+    uint64_t move_rate_bps;   /* over the last window */
+    uint64_t move_eta_s;      /* 0 when unknown or idle */
+    uint64_t max_rate_bps;    /* rebalance --max-rate in force (0: none) */
+    uint32_t draining_nodes;
 };
 
-/** @return "rebuild", "repair" or "?". */
+/** @return "rebuild", "repair", "move" or "?". */
 const char *ckpt_task_kind_name(uint32_t kind);
 
 int ckpt_msg_task_fetch_encode(struct ckpt_wbuf *w, const struct ckpt_msg_task_fetch *m);

@@ -64,6 +64,8 @@
     X(TASK_FETCH, 0x0501, "rebuild tasks: task_fetch -> task_fetch_resp")    \
     X(TASK_DONE, 0x0502, "rebuild tasks: task_done -> empty")                \
     X(REBUILD_STATUS, 0x0503, "rebuild tasks: empty -> rebuild_status_resp") \
-    X(NODE_STATE, 0x0504, "ckpt-admin node out|in (msg_admin.h) -> empty")
+    X(NODE_STATE, 0x0504, "ckpt-admin node out|in|drain|remove|add -> empty") \
+    X(NODE_INFO, 0x0505, "node_info -> node_info_resp (what a node holds)")  \
+    X(REBALANCE, 0x0506, "rebalance -> rebalance_resp (plan or start)")
 
 #endif

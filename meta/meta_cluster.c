@@ -21,6 +21,14 @@
  *         UP --silent for down_after (meta_cluster_tick)--> DOWN
  *         DOWN --silent for out_after (meta_cluster_tick)--> OUT
  *
+ *   DRAINING (ckpt-admin node drain, meta_cluster_node_drain) is UP for
+ *   everything but placement and rebuild targets: a heartbeating draining
+ *   node shows DRAINING instead of UP, stays readable, receives deletions,
+ *   goes DOWN/OUT when silent like an UP node, and is DRAINING again at its
+ *   next heartbeat.  The flag is persisted by meta_admin.c (adm.hold).
+ *   REMOVE (meta_cluster_node_remove_apply + _forget) deletes a node and
+ *   its targets from the tables and from memory.
+ *
  *   After a restart of ckpt-meta every known node starts UP as if just
  *   heard, so that placement works at once; a node that stays silent goes
  *   DOWN after down_after as usual.  The epoch is (boot count << 32) +
@@ -62,6 +70,7 @@ struct mnode {
     uint32_t state;        /* enum ckpt_node_state */
     bool heard;            /* a heartbeat since it registered */
     bool held_out;         /* ckpt-admin node out: OUT until node in */
+    bool draining;         /* ckpt-admin node drain: DRAINING when alive */
     uint64_t last_seen_ns;
     uint32_t ntargets;
     uint32_t tids[CKPT_NODE_MAX_TARGETS];
@@ -167,6 +176,17 @@ static int grow(void ***arr, uint32_t *cap, uint32_t id)
 static void epoch_bump_locked(struct meta_cluster *cl)
 {
     cl->epoch++;
+}
+
+/* The state of a node that heartbeats. */
+static uint32_t alive_state(const struct mnode *n)
+{
+    return n->draining ? CKPT_NODE_DRAINING : CKPT_NODE_UP;
+}
+
+static bool is_alive_state(uint32_t st)
+{
+    return st == CKPT_NODE_UP || st == CKPT_NODE_DRAINING;
 }
 
 /* ---- persistence -------------------------------------------------------------------- */
@@ -520,10 +540,11 @@ void meta_di_heartbeat(struct meta_server *srv, struct ckpt_req *req)
         n->last_seen_ns = ckpt_now_ns();
         if (n->held_out) {
             n->heard = true; /* alive, but the operator keeps it OUT */
-        } else if (n->state != CKPT_NODE_UP || !n->heard) {
-            CKPT_LOG_INFO("node %u (%s) is UP (was %s)", n->id, n->name,
+        } else if (n->state != alive_state(n) || !n->heard) {
+            CKPT_LOG_INFO("node %u (%s) is %s (was %s)", n->id, n->name,
+                          ckpt_node_state_name(alive_state(n)),
                           n->heard ? ckpt_node_state_name(n->state) : "registering");
-            n->state = CKPT_NODE_UP;
+            n->state = alive_state(n);
             n->heard = true;
             epoch_bump_locked(cl);
         }
@@ -623,7 +644,7 @@ void meta_cluster_tick(struct meta_server *srv, uint64_t now_ns)
         if (!n || now_ns < n->last_seen_ns)
             continue;
         uint64_t silent = now_ns - n->last_seen_ns;
-        if (n->state == CKPT_NODE_UP && silent > down) {
+        if (is_alive_state(n->state) && silent > down) {
             n->state = CKPT_NODE_DOWN;
             epoch_bump_locked(cl);
             CKPT_LOG_WARN("node %u (%s, %s:%u) is DOWN: no heartbeat for %llu ms; epoch %llu",
@@ -654,6 +675,7 @@ int meta_cluster_node_hold(struct meta_server *srv, uint32_t node_id, int hold)
         rc = -ENOENT;
     } else if (hold > 0 && !n->held_out) {
         n->held_out = true;
+        n->draining = false;
         n->state = CKPT_NODE_OUT;
         epoch_bump_locked(cl);
         CKPT_LOG_WARN("node %u (%s) is OUT by the operator: its data is rebuilt elsewhere; "
@@ -664,6 +686,13 @@ int meta_cluster_node_hold(struct meta_server *srv, uint32_t node_id, int hold)
         epoch_bump_locked(cl);
         CKPT_LOG_INFO("node %u (%s) is back in by the operator; epoch %llu", n->id, n->name,
                       (unsigned long long)cl->epoch);
+    } else if (hold == 0 && n->draining) {
+        n->draining = false;
+        if (n->state == CKPT_NODE_DRAINING)
+            n->state = CKPT_NODE_UP;
+        epoch_bump_locked(cl);
+        CKPT_LOG_INFO("node %u (%s): drain cancelled by the operator; epoch %llu", n->id,
+                      n->name, (unsigned long long)cl->epoch);
     }
     pthread_mutex_unlock(&srv->cl_lock);
     return rc;
@@ -835,7 +864,7 @@ size_t meta_cluster_live_targets(struct meta_server *srv, struct meta_delq_targe
     for (uint32_t i = 0; i < cl->targets_cap && n < cap; i++) {
         const struct mtarget *t = cl->targets[i];
         const struct mnode *nd = t ? node_get(cl, t->node_id) : NULL;
-        if (!t || !t->attached || !nd || nd->state != CKPT_NODE_UP || !nd->heard)
+        if (!t || !t->attached || !nd || !is_alive_state(nd->state) || !nd->heard)
             continue;
         out[n].tid = t->id;
         out[n].node_id = nd->id;
@@ -949,6 +978,193 @@ void meta_cluster_epoch_bump(struct meta_server *srv)
     pthread_mutex_lock(&srv->cl_lock);
     epoch_bump_locked(srv->cl);
     pthread_mutex_unlock(&srv->cl_lock);
+}
+
+/* ---- drain, remove, usage (meta_admin.c, meta_rebuild.c) -------------------------------- */
+
+int meta_cluster_node_drain(struct meta_server *srv, uint32_t node_id, bool drain)
+{
+    struct meta_cluster *cl = srv->cl;
+    int rc = 0;
+
+    pthread_mutex_lock(&srv->cl_lock);
+    struct mnode *n = node_get(cl, node_id);
+    if (!n) {
+        rc = -ENOENT;
+    } else if (drain && !n->draining) {
+        n->draining = true;
+        if (n->held_out) {
+            n->held_out = false;
+            n->state = CKPT_NODE_DOWN; /* DRAINING at its next heartbeat */
+        } else if (n->state == CKPT_NODE_UP) {
+            n->state = CKPT_NODE_DRAINING;
+        }
+        epoch_bump_locked(cl);
+        CKPT_LOG_WARN("node %u (%s) is DRAINING by the operator: its chunks are moved to the "
+                      "other nodes; epoch %llu", n->id, n->name, (unsigned long long)cl->epoch);
+    } else if (!drain && n->draining) {
+        n->draining = false;
+        if (n->state == CKPT_NODE_DRAINING)
+            n->state = CKPT_NODE_UP;
+        epoch_bump_locked(cl);
+        CKPT_LOG_INFO("node %u (%s): drain cancelled; epoch %llu", n->id, n->name,
+                      (unsigned long long)cl->epoch);
+    }
+    pthread_mutex_unlock(&srv->cl_lock);
+    return rc;
+}
+
+size_t meta_cluster_draining_targets(struct meta_server *srv, uint32_t *out, size_t cap,
+                                     uint32_t *out_nodes)
+{
+    struct meta_cluster *cl = srv->cl;
+    size_t n = 0;
+    uint32_t nodes = 0;
+    pthread_mutex_lock(&srv->cl_lock);
+    for (uint32_t i = 0; i < cl->nodes_cap; i++) {
+        const struct mnode *nd = cl->nodes[i];
+        if (!nd || !nd->draining)
+            continue;
+        nodes++;
+        if (nd->state == CKPT_NODE_OUT)
+            continue; /* rebuilt from the others instead */
+        for (uint32_t j = 0; j < nd->ntargets && n < cap; j++)
+            out[n++] = nd->tids[j];
+    }
+    pthread_mutex_unlock(&srv->cl_lock);
+    if (out_nodes)
+        *out_nodes = nodes;
+    return n;
+}
+
+int meta_cluster_node_targets(struct meta_server *srv, uint32_t node_id, uint32_t *tids,
+                              uint32_t *out_n, uint32_t *out_state, uint32_t *out_flags)
+{
+    struct meta_cluster *cl = srv->cl;
+    int rc = -ENOENT;
+    pthread_mutex_lock(&srv->cl_lock);
+    const struct mnode *n = node_get(cl, node_id);
+    if (n) {
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < n->ntargets; i++)
+            tids[k++] = n->tids[i];
+        /* Targets it no longer presents still belong to it. */
+        for (uint32_t i = 0; i < cl->targets_cap && k < CKPT_NODE_MAX_TARGETS * 2; i++) {
+            const struct mtarget *t = cl->targets[i];
+            bool listed = false;
+            if (!t || t->node_id != node_id)
+                continue;
+            for (uint32_t j = 0; j < k && !listed; j++)
+                listed = tids[j] == t->id;
+            if (!listed)
+                tids[k++] = t->id;
+        }
+        *out_n = k;
+        *out_state = n->heard ? n->state : CKPT_NODE_DOWN;
+        *out_flags = (n->held_out ? 1u : 0u) | (n->draining ? 2u : 0u);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&srv->cl_lock);
+    return rc;
+}
+
+int meta_cluster_node_remove_apply(struct meta_server *srv, MDB_txn *txn, uint32_t node_id,
+                                   const uint32_t *tids, uint32_t ntids)
+{
+    struct meta_cluster *cl = srv->cl;
+    uint8_t kb[4], uuid[CKPT_NODE_UUID_LEN];
+    bool found = false;
+    int rc;
+
+    pthread_mutex_lock(&srv->cl_lock);
+    const struct mnode *n = node_get(cl, node_id);
+    if (n) {
+        memcpy(uuid, n->uuid, sizeof(uuid));
+        found = true;
+    }
+    pthread_mutex_unlock(&srv->cl_lock);
+    if (!found)
+        return -ENOENT;
+    be32(kb, node_id);
+    MDB_val k = {4, kb}, uk = {CKPT_NODE_UUID_LEN, uuid};
+    rc = meta_store_errno(mdb_del(txn, cl->dbi_node, &k, NULL));
+    if (rc == 0 || rc == -ENOENT)
+        rc = meta_store_errno(mdb_del(txn, cl->dbi_uuid, &uk, NULL));
+    for (uint32_t i = 0; i < ntids && (rc == 0 || rc == -ENOENT); i++) {
+        be32(kb, tids[i]);
+        rc = meta_store_errno(mdb_del(txn, cl->dbi_target, &k, NULL));
+    }
+    return rc == -ENOENT ? 0 : rc;
+}
+
+void meta_cluster_node_forget(struct meta_server *srv, uint32_t node_id)
+{
+    struct meta_cluster *cl = srv->cl;
+    pthread_mutex_lock(&srv->cl_lock);
+    struct mnode *n = node_get(cl, node_id);
+    if (n) {
+        for (uint32_t i = 0; i < cl->targets_cap; i++) {
+            struct mtarget *t = cl->targets[i];
+            if (t && t->node_id == node_id)
+                CKPT_FREE(cl->targets[i]);
+        }
+        CKPT_LOG_WARN("node %u (%s) removed from the cluster by the operator; epoch %llu",
+                      node_id, n->name, (unsigned long long)cl->epoch + 1);
+        CKPT_FREE(cl->nodes[node_id]);
+        epoch_bump_locked(cl);
+    }
+    pthread_mutex_unlock(&srv->cl_lock);
+}
+
+size_t meta_cluster_usage(struct meta_server *srv, struct meta_tusage *out, size_t cap)
+{
+    struct meta_cluster *cl = srv->cl;
+    size_t n = 0;
+    pthread_mutex_lock(&srv->cl_lock);
+    for (uint32_t i = 0; i < cl->targets_cap && n < cap; i++) {
+        const struct mtarget *t = cl->targets[i];
+        const struct mnode *nd = t ? node_get(cl, t->node_id) : NULL;
+        if (!t || !t->attached || !nd || nd->state != CKPT_NODE_UP || !nd->heard ||
+            t->capacity == 0)
+            continue;
+        out[n].tid = t->id;
+        out[n].node_id = nd->id;
+        snprintf(out[n].rack, sizeof(out[n].rack), "%s", nd->rack);
+        out[n].capacity = t->capacity;
+        out[n].used = t->used;
+        out[n].free = t->free;
+        n++;
+    }
+    pthread_mutex_unlock(&srv->cl_lock);
+    return n;
+}
+
+uint32_t meta_cluster_count_up(struct meta_server *srv)
+{
+    struct meta_cluster *cl = srv->cl;
+    uint32_t n = 0;
+    pthread_mutex_lock(&srv->cl_lock);
+    for (uint32_t i = 0; i < cl->nodes_cap; i++)
+        n += cl->nodes[i] && cl->nodes[i]->state == CKPT_NODE_UP && cl->nodes[i]->heard;
+    pthread_mutex_unlock(&srv->cl_lock);
+    return n;
+}
+
+int meta_cluster_domain_of(struct meta_server *srv, uint32_t tid, uint32_t *out_node,
+                           char *rack, size_t rack_cap)
+{
+    struct meta_cluster *cl = srv->cl;
+    int rc = -ENOENT;
+    pthread_mutex_lock(&srv->cl_lock);
+    const struct mtarget *t = target_get(cl, tid);
+    const struct mnode *nd = t ? node_get(cl, t->node_id) : NULL;
+    if (nd) {
+        *out_node = nd->id;
+        snprintf(rack, rack_cap, "%s", nd->rack);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&srv->cl_lock);
+    return rc;
 }
 
 /* ---- init / fini ------------------------------------------------------------------------ */

@@ -142,7 +142,9 @@ struct meta_op_desc {
     X(TASK_DONE, META_WR(meta_wop_task_done))                                 \
     X(REBUILD_STATUS, META_DI(meta_di_rebuild_status))                        \
     /* operator (meta_admin.c) */                                             \
-    X(NODE_STATE, META_WR(meta_wop_node_state))
+    X(NODE_STATE, META_WR(meta_wop_node_state))                               \
+    X(NODE_INFO, META_DI(meta_di_node_info))                                  \
+    X(REBALANCE, META_WR(meta_wop_rebalance))
 
 /* Handlers, by file. */
 /* meta_ops.c */
@@ -332,6 +334,44 @@ void meta_cluster_epoch_bump(struct meta_server *srv);
  * @return 0, -ENOENT (unknown node).
  */
 int meta_cluster_node_hold(struct meta_server *srv, uint32_t node_id, int hold);
+/**
+ * Operator drain (meta_admin.c): drain true shows the node DRAINING while
+ * it heartbeats (lifting an OUT hold); placement and rebuild skip it,
+ * reads and deletions still go to it; drain false (or hold 0) cancels it.
+ * Bumps the epoch on a change.  @return 0, -ENOENT (unknown node).
+ */
+int meta_cluster_node_drain(struct meta_server *srv, uint32_t node_id, bool drain);
+/** Rebuild: targets of draining nodes that are not OUT; *out_nodes (may
+ *  be NULL) gets the number of draining nodes.  @return count (<= cap). */
+size_t meta_cluster_draining_targets(struct meta_server *srv, uint32_t *out, size_t cap,
+                                     uint32_t *out_nodes);
+/**
+ * A node's targets (current ones, then detached ones; up to
+ * 2 * CKPT_NODE_MAX_TARGETS), its state and flags (1 held OUT, 2 draining).
+ * @return 0, -ENOENT.
+ */
+int meta_cluster_node_targets(struct meta_server *srv, uint32_t node_id, uint32_t *tids,
+                              uint32_t *out_n, uint32_t *out_state, uint32_t *out_flags);
+/** Operator remove, writer thread: delete the node's records and those of
+ *  tids[0..ntids) in txn.  @return 0, -ENOENT, store errors. */
+int meta_cluster_node_remove_apply(struct meta_server *srv, MDB_txn *txn, uint32_t node_id,
+                                   const uint32_t *tids, uint32_t ntids);
+/** After the remove committed: forget the node and its targets; epoch bump. */
+void meta_cluster_node_forget(struct meta_server *srv, uint32_t node_id);
+
+struct meta_tusage {
+    uint32_t tid, node_id;
+    char rack[CKPT_NAME_MAX + 1];
+    uint64_t capacity, used, free;
+};
+/** Rebalance: attached targets of UP nodes with their last heartbeated
+ *  usage.  @return count (<= cap). */
+size_t meta_cluster_usage(struct meta_server *srv, struct meta_tusage *out, size_t cap);
+/** Nodes UP (heard, not draining).  @return count. */
+uint32_t meta_cluster_count_up(struct meta_server *srv);
+/** The failure domain of tid: its node and rack ("" none).  @return 0, -ENOENT. */
+int meta_cluster_domain_of(struct meta_server *srv, uint32_t tid, uint32_t *out_node,
+                           char *rack, size_t rack_cap);
 
 /* ---- meta_delq.c ----------------------------------------------------- */
 
@@ -349,6 +389,11 @@ void meta_rebuild_tick(struct meta_server *srv, uint64_t now_ns);
 void meta_di_task_fetch(struct meta_server *, struct ckpt_req *);
 void meta_di_rebuild_status(struct meta_server *, struct ckpt_req *);
 extern const struct meta_wop_type meta_wop_task_done, meta_wop_rebuild_plan;
+/** What target tid still holds: *files += files whose layout names it,
+ *  *bytes += their estimated chunk bytes on it, *tasks += pending tasks
+ *  off it (NODE_INFO).  @return 0, store errors. */
+int meta_rebuild_target_info(struct meta_server *srv, MDB_txn *txn, uint32_t tid,
+                             uint64_t *files, uint64_t *bytes, uint64_t *tasks);
 
 /* ---- meta_admin.c ---------------------------------------------------- */
 
@@ -357,7 +402,8 @@ extern const struct meta_wop_type meta_wop_task_done, meta_wop_rebuild_plan;
 int meta_admin_init(struct meta_server *srv);
 /** Free.  NULL srv->adm is a no-op. */
 void meta_admin_fini(struct meta_server *srv);
-extern const struct meta_wop_type meta_wop_node_state;
+extern const struct meta_wop_type meta_wop_node_state, meta_wop_rebalance;
+void meta_di_node_info(struct meta_server *, struct ckpt_req *);
 
 /* ---- meta_ckpt.c ----------------------------------------------------- */
 

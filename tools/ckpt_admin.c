@@ -3,8 +3,9 @@
  * checkpoints, directory layouts, and taking nodes out of service.
  *
  * DESIGN
- *   One file, thin.  It finds the cluster like every program (-c FILE,
- *   $CKPTFS_CONF, then /etc/ckptfs/ckptfs.conf), connects to ckpt-meta and
+ *   One file, thin.  It finds the cluster like `ckpt` (lib/tooldisc.h: -c
+ *   FILE, $CKPTFS_CONF, the ckptfs mount holding PATH or the current
+ *   directory, then /etc/ckptfs/ckptfs.conf), connects to ckpt-meta and
  *   asks:
  *     CLUSTER_MAP      nodes, targets, states, usage (status, nodes, df)
  *     REBUILD_STATUS   rebuild progress, rate and ETA (status)
@@ -12,7 +13,10 @@
  *                      directory directly below the root (checkpoints, status)
  *     GETXATTR/SETXATTR user.ckptfs.layout  directory layouts (layout)
  *     OPEN + RELEASE   a regular file's layout, read-only (layout get)
- *     NODE_STATE       node out|in (msg_admin.h, meta/meta_admin.c)
+ *     NODE_STATE       node out|in|drain|remove|add (msg_admin.h,
+ *                      meta/meta_admin.c)
+ *     NODE_INFO        what a node still holds (drain --wait, remove)
+ *     REBALANCE        plan / start moves (meta/meta_rebuild.c)
  *   A PATH is resolved as by `ckpt`: inside a FUSE mount its components
  *   below the mount point are looked up from the root inode; any other
  *   absolute path is a path in the ckptfs namespace.
@@ -33,10 +37,13 @@
  *
  *   Exit codes: 0 ok; 1 error (ckpt-meta unreachable, refused request);
  *   2 usage; 3 not found (unknown node or path); 4 (scrub) damage found
- *   and not repaired, or chunks that could not be read.
+ *   and not repaired, or chunks that could not be read; 5 (node remove)
+ *   refused because the node still holds chunks.
  *
- *   Not implemented in this build: node add/drain/remove and rebalance
- *   (see ckpt-admin(8), BUGS).
+ *   drain --wait and rebalance (unless --no-wait) poll NODE_INFO /
+ *   REBUILD_STATUS twice a second and print progress (bytes, rate, ETA)
+ *   on stderr every 2 s until the node is empty / no move is pending, or
+ *   --timeout (default 120 s) passes (exit 1; the work goes on).
  */
 #include <errno.h>
 #include <limits.h>
@@ -62,6 +69,7 @@
 #include "msg_cluster.h"
 #include "msg_node.h"
 #include "msg_task.h"
+#include "tooldisc.h"
 #include "version.h"
 
 #define EX_OK 0
@@ -69,6 +77,7 @@
 #define EX_USAGE 2
 #define EX_NOTFOUND 3
 #define EX_DAMAGE 4
+#define EX_BUSY 5
 
 #define MAX_SETS 64
 #define MAX_DEPTH 256   /* path components */
@@ -96,84 +105,53 @@ static void usage(FILE *f)
         "  ckpt-admin checkpoints [--json]\n"
         "  ckpt-admin layout get PATH [--json]\n"
         "  ckpt-admin layout set PATH [ec=K+M] [chunk=SIZE] [width=W]\n"
-        "  ckpt-admin node out|in NODE\n"
+        "  ckpt-admin node out|in|add NODE\n"
+        "  ckpt-admin node drain NODE [--wait] [--timeout S] [--json]\n"
+        "  ckpt-admin node remove NODE\n"
+        "  ckpt-admin rebalance [--threshold PCT] [--dry-run] [--max-rate MB/s] [--no-wait]\n"
+        "                       [--timeout S] [--json]\n"
         "  ckpt-admin scrub [PATH] [--rate MB/s] [--no-wait] [--timeout S] [--json]\n"
         "global options: -c FILE, --set SECTION.KEY=VALUE, --log-level L, --log-file F,\n"
         "                -h/--help, -V/--version\n"
-        "exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 damage left (scrub)\n");
+        "exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 damage left (scrub),\n"
+        "            5 refused: the node still holds data (node remove)\n");
 }
 
 /* ---- connection ----------------------------------------------------------------------- */
 
-static int ctx_connect(struct ctx *c)
+static int ctx_connect(struct ctx *c, const char *path)
 {
-    char err[512];
+    /* The cluster: -c, $CKPTFS_CONF, the ckptfs mount holding path (or the
+     * current directory), /etc/ckptfs/ckptfs.conf (lib/tooldisc.h). */
+    char err[512], used[PATH_MAX];
+    struct ckpt_tooldisc_opts o;
+    struct ckpt_tooldisc_conn conn;
     int rc;
-    ckpt_config_init(&c->cfg);
-    const char *conf = c->conf ? c->conf : getenv("CKPTFS_CONF");
-    bool explicit_conf = conf && *conf;
-    if (!explicit_conf)
-        conf = CKPT_CONFIG_DEFAULT_PATH;
-    rc = ckpt_config_load(&c->cfg, conf, err, sizeof(err));
-    if (rc == -ENOENT && !explicit_conf) {
-        rc = 0; /* built-in defaults */
-    } else if (rc < 0) {
+
+    memset(&o, 0, sizeof(o));
+    o.conf = c->conf;
+    o.sets = c->sets;
+    o.nsets = c->nsets;
+    o.path = path;
+    rc = ckpt_tooldisc_config(&o, &c->cfg, used, sizeof(used), err, sizeof(err));
+    if (rc < 0) {
         fprintf(stderr, "ckpt-admin: %s\n", err[0] ? err : ckpt_strerror(rc));
         return rc;
     }
-    for (int i = 0; i < c->nsets; i++)
-        if (ckpt_config_set_arg(&c->cfg, c->sets[i], err, sizeof(err)) < 0) {
-            fprintf(stderr, "ckpt-admin: %s\n", err);
-            return CKPT_E_CONFIG;
-        }
-    if (ckpt_config_check(&c->cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "ckpt-admin: %s\n", err);
-        return CKPT_E_CONFIG;
-    }
-    if (!c->cfg.cluster.meta.host[0]) {
-        fprintf(stderr, "ckpt-admin: no ckpt-meta address: set [cluster] meta in %s or use -c\n",
-                conf);
-        return -EINVAL;
-    }
-    struct ckpt_net_opts no;
-    memset(&no, 0, sizeof(no));
-    bool too_open = false;
-    rc = ckpt_auth_key_load(c->cfg.cluster.key_file, no.key, &too_open);
+    rc = ckpt_tooldisc_connect(&c->cfg, "ckpt-admin", true, &conn, err, sizeof(err));
     if (rc < 0) {
-        fprintf(stderr, "ckpt-admin: cannot load the cluster key %s: %s\n",
-                c->cfg.cluster.key_file, ckpt_strerror(rc));
+        fprintf(stderr, "ckpt-admin: %s (configuration: %s)\n", err,
+                used[0] ? used : "built-in defaults");
         return rc;
     }
-    if (too_open)
+    if (conn.key_too_open)
         fprintf(stderr, "ckpt-admin: warning: %s is readable by group or others\n",
                 c->cfg.cluster.key_file);
-    no.name = "ckpt-admin";
-    no.transport = CKPT_TRANSPORT_TCP;
-    rc = ckpt_net_create(&no, &c->net);
-    if (rc == 0)
-        rc = ckpt_cclient_create(c->net, c->cfg.cluster.meta.host, c->cfg.cluster.meta.port,
-                                 &c->cc);
-    if (rc == 0)
-        rc = ckpt_peer_create(c->net, c->cfg.cluster.meta.host, c->cfg.cluster.meta.port,
-                              &c->meta);
-    if (rc == 0) {
-        struct ckpt_mclient_opts mo;
-        char name[CKPT_CLIENT_NAME_MAX + 1];
-        char host[64] = "?";
-        if (gethostname(host, sizeof(host) - 1) < 0)
-            snprintf(host, sizeof(host), "?");
-        snprintf(name, sizeof(name), "ckpt-admin@%.40s:%d", host, (int)getpid());
-        memset(&mo, 0, sizeof(mo));
-        mo.host = c->cfg.cluster.meta.host;
-        mo.port = c->cfg.cluster.meta.port;
-        mo.name = name;
-        mo.retry_ms = 10000;
-        rc = ckpt_mclient_create(c->net, &mo, &c->mc);
-    }
-    if (rc < 0)
-        fprintf(stderr, "ckpt-admin: cannot reach ckpt-meta at %s:%u: %s\n",
-                c->cfg.cluster.meta.host, c->cfg.cluster.meta.port, ckpt_strerror(rc));
-    return rc;
+    c->net = conn.net;
+    c->mc = conn.mc;
+    c->cc = conn.cc;
+    c->meta = conn.meta;
+    return 0;
 }
 
 static void ctx_close(struct ctx *c)
@@ -212,47 +190,14 @@ static int rebuild_status(struct ctx *c, struct ckpt_msg_rebuild_status_resp *ou
 
 /* ---- paths (as in `ckpt`) --------------------------------------------------------------- */
 
-static void unescape(char *s)
-{
-    char *d = s;
-    while (*s) {
-        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] && s[3]) {
-            *d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-            s += 4;
-        } else {
-            *d++ = *s++;
-        }
-    }
-    *d = '\0';
-}
-
 /* The FUSE mount point holding abs (longest prefix), or "" when none. */
 static void find_mount(const char *abs, char *out, size_t cap)
 {
-    FILE *f = fopen("/proc/self/mountinfo", "r");
-    char line[4096];
-    size_t best = 0;
+    struct ckpt_tooldisc_mount *m = ckpt_malloc(sizeof(*m));
     out[0] = '\0';
-    if (!f)
-        return;
-    while (fgets(line, sizeof(line), f)) {
-        char mp[PATH_MAX], fstype[128];
-        const char *sep = strstr(line, " - ");
-        if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
-            sscanf(sep + 3, "%127s", fstype) != 1)
-            continue;
-        if (strncmp(fstype, "fuse", 4) != 0)
-            continue;
-        unescape(mp);
-        size_t n = strlen(mp);
-        bool under = !strcmp(mp, "/") ||
-                     (!strncmp(abs, mp, n) && (abs[n] == '\0' || abs[n] == '/'));
-        if (under && n > best && n < cap) {
-            best = n;
-            snprintf(out, cap, "%s", mp);
-        }
-    }
-    fclose(f);
+    if (m && ckpt_tooldisc_find_mount(NULL, abs, m) == 0 && strlen(m->point) < cap)
+        snprintf(out, cap, "%s", m->point);
+    ckpt_free(m);
 }
 
 /* A resolved path: the inode of every component, root first. */
@@ -718,12 +663,20 @@ static int cmd_status(struct ctx *c)
         printf("},\"rebuild\":{\"state\":\"%s\",\"tasks_pending\":%llu,\"tasks_done\":%llu,"
                "\"tasks_failed\":%llu,\"chunks_done\":%llu,\"bytes_done\":%llu,"
                "\"rate_bps\":%llu,\"eta_s\":%llu,\"lost_targets\":%u,"
-               "\"degraded_stripes\":%llu}}\n",
+               "\"degraded_stripes\":%llu},",
                rb_state, (unsigned long long)rb.tasks_pending,
                (unsigned long long)rb.tasks_done, (unsigned long long)rb.tasks_failed,
                (unsigned long long)rb.chunks_done, (unsigned long long)rb.bytes_done,
                (unsigned long long)rb.rate_bps, (unsigned long long)rb.eta_s, rb.lost_targets,
                (unsigned long long)rb.degraded_stripes);
+        printf("\"move\":{\"state\":\"%s\",\"moves_pending\":%llu,\"bytes_left\":%llu,"
+               "\"moves_done\":%llu,\"bytes_done\":%llu,\"rate_bps\":%llu,\"eta_s\":%llu,"
+               "\"max_rate_bps\":%llu,\"draining_nodes\":%u}}\n",
+               rb.moves_pending ? "running" : "idle", (unsigned long long)rb.moves_pending,
+               (unsigned long long)rb.move_bytes_left, (unsigned long long)rb.moves_done,
+               (unsigned long long)rb.move_bytes_done, (unsigned long long)rb.move_rate_bps,
+               (unsigned long long)rb.move_eta_s, (unsigned long long)rb.max_rate_bps,
+               rb.draining_nodes);
     } else {
         char u[32], cp[32];
         fmt_bytes(cap - freeb, u, sizeof(u));
@@ -755,6 +708,20 @@ static int cmd_status(struct ctx *c)
                    "stripe(s)\n", (unsigned long long)rb.tasks_done,
                    (unsigned long long)rb.degraded_stripes);
         }
+        char mleft[32], mdone[32];
+        fmt_bytes(rb.move_bytes_left, mleft, sizeof(mleft));
+        fmt_bytes(rb.move_bytes_done, mdone, sizeof(mdone));
+        if (rb.moves_pending || rb.draining_nodes)
+            printf("moves (drain/rebalance): running, %llu pending (%s left), %llu done (%s), "
+                   "%.1f MiB/s%s, ETA %s%llu s, %u draining node(s)\n",
+                   (unsigned long long)rb.moves_pending, mleft,
+                   (unsigned long long)rb.moves_done, mdone,
+                   (double)rb.move_rate_bps / 1048576.0,
+                   rb.max_rate_bps ? " (capped)" : "", rb.move_eta_s ? "" : "~",
+                   (unsigned long long)rb.move_eta_s, rb.draining_nodes);
+        else
+            printf("moves (drain/rebalance): idle, %llu done (%s) since ckpt-meta started\n",
+                   (unsigned long long)rb.moves_done, mdone);
     }
     ckpt_msg_cluster_map_resp_free(&m);
     ckpt_free(r.v);
@@ -907,57 +874,9 @@ static int cmd_layout_set(struct ctx *c, const char *path, const char *const *kv
     }
     char txt[128];
     if (ckpt_layout_format(txt, sizeof(txt), &l) < 0)
-        snprintf(txt, sizeof(txt), "%s", spec);
+        snprintf(txt, sizeof(txt), "%.127s", spec);
     if (!c->json)
         printf("%s: new files get %s\n", rp.ns, txt);
-    return EX_OK;
-}
-
-/* ---- node out|in -------------------------------------------------------------------------- */
-
-/* A node by id or name.  @return its id, or 0 (reported) when unknown. */
-static uint32_t find_node(const struct ckpt_msg_cluster_map_resp *m, const char *arg)
-{
-    char *end;
-    unsigned long id = strtoul(arg, &end, 10);
-    for (uint32_t i = 0; i < m->n_nodes; i++)
-        if (!strcmp(m->nodes[i].name, arg) || (*end == '\0' && end != arg && m->nodes[i].id == id))
-            return m->nodes[i].id;
-    fprintf(stderr, "ckpt-admin: no node %s (see `ckpt-admin nodes`)\n", arg);
-    return 0;
-}
-
-static int cmd_node(struct ctx *c, const char *verb, const char *arg)
-{
-    struct ckpt_msg_cluster_map_resp m;
-    struct ckpt_msg_node_state ns;
-    struct ckpt_wbuf w;
-    struct ckpt_call call;
-    uint8_t buf[32];
-    memset(&m, 0, sizeof(m));
-    memset(&call, 0, sizeof(call));
-    if (get_map(c, &m) < 0)
-        return EX_ERR;
-    ns.node_id = find_node(&m, arg);
-    ckpt_msg_cluster_map_resp_free(&m);
-    if (!ns.node_id)
-        return EX_NOTFOUND;
-    ns.op = !strcmp(verb, "out") ? CKPT_ADMIN_NODE_OUT : CKPT_ADMIN_NODE_IN;
-    ckpt_wbuf_init(&w, buf, sizeof(buf));
-    int rc = ckpt_msg_node_state_encode(&w, &ns);
-    if (rc == 0)
-        rc = meta_call(c, CKPT_OP_NODE_STATE, &w, &call);
-    ckpt_call_release(&call);
-    ckpt_wbuf_free(&w);
-    if (rc < 0) {
-        fprintf(stderr, "ckpt-admin: node %s %s: %s\n", verb, arg, ckpt_strerror(rc));
-        return rc == -ENOENT ? EX_NOTFOUND : EX_ERR;
-    }
-    if (ns.op == CKPT_ADMIN_NODE_OUT)
-        printf("node %s (id %u) is OUT: its data is being rebuilt on the other nodes "
-               "(see `ckpt-admin status`)\n", arg, ns.node_id);
-    else
-        printf("node %s (id %u) is back in: UP at its next heartbeat\n", arg, ns.node_id);
     return EX_OK;
 }
 
@@ -1338,6 +1257,301 @@ static int cmd_scrub(struct ctx *c, const char *path, double rate_mbs, bool wait
     return ex;
 }
 
+/* ---- node out|in|drain|remove|add ---------------------------------------------------------- */
+
+/* A node by id or name.  @return its id, or 0 (reported) when unknown. */
+static uint32_t find_node(const struct ckpt_msg_cluster_map_resp *m, const char *arg)
+{
+    char *end;
+    unsigned long id = strtoul(arg, &end, 10);
+    for (uint32_t i = 0; i < m->n_nodes; i++)
+        if (!strcmp(m->nodes[i].name, arg) || (*end == '\0' && end != arg && m->nodes[i].id == id))
+            return m->nodes[i].id;
+    fprintf(stderr, "ckpt-admin: no node %s (see `ckpt-admin nodes`)\n", arg);
+    return 0;
+}
+
+static int node_info(struct ctx *c, uint32_t id, struct ckpt_msg_node_info_resp *out)
+{
+    struct ckpt_msg_node_info m = {.node_id = id};
+    struct ckpt_wbuf w;
+    struct ckpt_call call;
+    uint8_t buf[16];
+    memset(&call, 0, sizeof(call));
+    ckpt_wbuf_init(&w, buf, sizeof(buf));
+    int rc = ckpt_msg_node_info_encode(&w, &m);
+    if (rc == 0)
+        rc = meta_call(c, CKPT_OP_NODE_INFO, &w, &call);
+    if (rc == 0)
+        rc = ckpt_msg_node_info_resp_decode(call.resp_body, call.resp_body_len, out);
+    ckpt_call_release(&call);
+    ckpt_wbuf_free(&w);
+    return rc;
+}
+
+static void node_info_json(const char *name, const struct ckpt_msg_node_info_resp *ni)
+{
+    printf("{\"node\":");
+    json_str(name);
+    printf(",\"id\":%u,\"state\":\"%s\",\"held_out\":%s,\"draining\":%s,\"files\":%llu,"
+           "\"bytes\":%llu,\"tasks\":%llu,\"delq\":%llu,\"drained\":%s}\n", ni->node_id,
+           ckpt_node_state_name(ni->state), ni->flags & CKPT_NODE_F_HELD ? "true" : "false",
+           ni->flags & CKPT_NODE_F_DRAINING ? "true" : "false", (unsigned long long)ni->files,
+           (unsigned long long)ni->bytes, (unsigned long long)ni->tasks,
+           (unsigned long long)ni->delq,
+           ni->files == 0 && ni->delq == 0 ? "true" : "false");
+}
+
+/* drain --wait: poll until nothing is left on the node. */
+static int drain_wait(struct ctx *c, const char *arg, uint32_t id, uint64_t timeout_s)
+{
+    struct ckpt_msg_node_info_resp ni;
+    struct ckpt_msg_rebuild_status_resp st;
+    struct timespec ts = {0, 500 * 1000000L};
+    double t0 = now_s(), end = t0 + (double)timeout_s, last = 0;
+    uint64_t first_bytes = 0;
+    bool have_first = false;
+    for (;;) {
+        int rc = node_info(c, id, &ni);
+        if (rc < 0) {
+            fprintf(stderr, "ckpt-admin: node %s: %s\n", arg, ckpt_strerror(rc));
+            return rc == -ENOENT ? EX_NOTFOUND : EX_ERR;
+        }
+        if (!have_first) {
+            first_bytes = ni.bytes;
+            have_first = true;
+        }
+        if (!(ni.flags & CKPT_NODE_F_DRAINING)) {
+            fprintf(stderr, "ckpt-admin: node %s is no longer draining (drain cancelled)\n",
+                    arg);
+            return EX_ERR;
+        }
+        if (ni.files == 0 && ni.delq == 0) {
+            double secs = now_s() - t0;
+            if (c->json) {
+                node_info_json(arg, &ni);
+            } else {
+                char b[32];
+                fmt_bytes(first_bytes, b, sizeof(b));
+                printf("node %s (id %u) drained: %s moved off it in %.1f s; "
+                       "`ckpt-admin node remove %s` forgets it\n", arg, id, b, secs, arg);
+            }
+            return EX_OK;
+        }
+        double now = now_s();
+        if (now >= end) {
+            fprintf(stderr, "ckpt-admin: node %s: not drained after %llu s: %llu file(s), "
+                    "%llu queued deletion(s) left (see ckpt-meta's log)\n", arg,
+                    (unsigned long long)timeout_s, (unsigned long long)ni.files,
+                    (unsigned long long)ni.delq);
+            return EX_ERR;
+        }
+        if (!c->json && now - last >= 2.0 && rebuild_status(c, &st) == 0) {
+            char left[32], done[32];
+            fmt_bytes(ni.bytes, left, sizeof(left));
+            fmt_bytes(first_bytes > ni.bytes ? first_bytes - ni.bytes : 0, done, sizeof(done));
+            double rate = now > t0 ? (double)(first_bytes > ni.bytes ? first_bytes - ni.bytes
+                                                                     : 0) / (now - t0) : 0;
+            fprintf(stderr, "draining %s: %llu file(s), %s left; %s moved, %.1f MiB/s, ETA %s%.0f s"
+                    "; %llu deletion(s) queued\n", arg, (unsigned long long)ni.files, left, done,
+                    rate / 1048576.0, rate > 0 ? "" : "~",
+                    rate > 0 ? (double)ni.bytes / rate : (double)st.move_eta_s,
+                    (unsigned long long)ni.delq);
+            last = now;
+        }
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int cmd_node(struct ctx *c, const char *verb, const char *arg, bool wait,
+                    uint64_t timeout_s)
+{
+    struct ckpt_msg_cluster_map_resp m;
+    struct ckpt_msg_node_state ns;
+    struct ckpt_wbuf w;
+    struct ckpt_call call;
+    uint8_t buf[32];
+    memset(&m, 0, sizeof(m));
+    memset(&call, 0, sizeof(call));
+    if (get_map(c, &m) < 0)
+        return EX_ERR;
+    ns.node_id = find_node(&m, arg);
+    ckpt_msg_cluster_map_resp_free(&m);
+    if (!ns.node_id)
+        return EX_NOTFOUND;
+    if (!strcmp(verb, "out"))
+        ns.op = CKPT_ADMIN_NODE_OUT;
+    else if (!strcmp(verb, "in"))
+        ns.op = CKPT_ADMIN_NODE_IN;
+    else if (!strcmp(verb, "drain"))
+        ns.op = CKPT_ADMIN_NODE_DRAIN;
+    else if (!strcmp(verb, "remove"))
+        ns.op = CKPT_ADMIN_NODE_REMOVE;
+    else
+        ns.op = CKPT_ADMIN_NODE_ADD;
+    ckpt_wbuf_init(&w, buf, sizeof(buf));
+    int rc = ckpt_msg_node_state_encode(&w, &ns);
+    if (rc == 0)
+        rc = meta_call(c, CKPT_OP_NODE_STATE, &w, &call);
+    ckpt_call_release(&call);
+    ckpt_wbuf_free(&w);
+    if (rc == -EBUSY && ns.op == CKPT_ADMIN_NODE_REMOVE) {
+        struct ckpt_msg_node_info_resp ni;
+        if (node_info(c, ns.node_id, &ni) == 0 && ni.files) {
+            char b[32];
+            fmt_bytes(ni.bytes, b, sizeof(b));
+            fprintf(stderr, "ckpt-admin: node %s not removed: it still holds chunks of %llu "
+                    "file(s) (%s) that may exist nowhere else in full redundancy; drain it "
+                    "first (`ckpt-admin node drain %s --wait`)%s\n", arg,
+                    (unsigned long long)ni.files, b, arg,
+                    ni.state == CKPT_NODE_OUT ? ", or wait for its rebuild to finish" : "");
+        } else if (node_info(c, ns.node_id, &ni) == 0 &&
+                   (ni.flags & CKPT_NODE_F_DRAINING)) {
+            fprintf(stderr, "ckpt-admin: node %s not removed: it is drained but still running; "
+                    "stop its ckpt-node first (it is removable once it is DOWN)\n", arg);
+        } else {
+            fprintf(stderr, "ckpt-admin: node %s not removed: it is UP and not drained; drain "
+                    "it first (`ckpt-admin node drain %s --wait`), then stop it\n", arg, arg);
+        }
+        return EX_BUSY;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "ckpt-admin: node %s %s: %s\n", verb, arg, ckpt_strerror(rc));
+        return rc == -ENOENT ? EX_NOTFOUND : EX_ERR;
+    }
+    switch (ns.op) {
+    case CKPT_ADMIN_NODE_OUT:
+        printf("node %s (id %u) is OUT: its data is being rebuilt on the other nodes "
+               "(see `ckpt-admin status`)\n", arg, ns.node_id);
+        break;
+    case CKPT_ADMIN_NODE_DRAIN:
+        if (wait)
+            return drain_wait(c, arg, ns.node_id, timeout_s);
+        printf("node %s (id %u) is DRAINING: its chunks are being moved to the other nodes "
+               "(`ckpt-admin node drain %s --wait` follows it)\n", arg, ns.node_id, arg);
+        break;
+    case CKPT_ADMIN_NODE_REMOVE:
+        printf("node %s (id %u) removed from the cluster\n", arg, ns.node_id);
+        break;
+    default:
+        printf("node %s (id %u) is in: placement uses it again (UP at its next heartbeat)\n",
+               arg, ns.node_id);
+        break;
+    }
+    return EX_OK;
+}
+
+/* ---- rebalance ------------------------------------------------------------------------------ */
+
+static int cmd_rebalance(struct ctx *c, uint32_t pct, bool dry, double max_rate_mbs, bool wait,
+                         uint64_t timeout_s)
+{
+    struct ckpt_msg_rebalance m = {.threshold_pct = pct,
+                                   .flags = dry ? CKPT_REBALANCE_DRY_RUN : 0,
+                                   .max_rate_bps = (uint64_t)(max_rate_mbs * 1048576.0)};
+    struct ckpt_msg_rebalance_resp r;
+    struct ckpt_wbuf w;
+    struct ckpt_call call;
+    uint8_t buf[32];
+    struct ckpt_msg_rebuild_status_resp st;
+    memset(&call, 0, sizeof(call));
+    memset(&r, 0, sizeof(r));
+    /* Bytes moved so far, before the moves start (the rate below). */
+    double t0 = now_s();
+    int rc = rebuild_status(c, &st);
+    uint64_t done0 = rc == 0 ? st.move_bytes_done : 0;
+    ckpt_wbuf_init(&w, buf, sizeof(buf));
+    if (rc == 0)
+        rc = ckpt_msg_rebalance_encode(&w, &m);
+    if (rc == 0)
+        rc = meta_call(c, CKPT_OP_REBALANCE, &w, &call);
+    if (rc == 0)
+        rc = ckpt_msg_rebalance_resp_decode(call.resp_body, call.resp_body_len, &r);
+    ckpt_call_release(&call);
+    ckpt_wbuf_free(&w);
+    if (rc < 0) {
+        fprintf(stderr, "ckpt-admin: rebalance: %s\n", ckpt_strerror(rc));
+        return EX_ERR;
+    }
+    bool resumed = r.flags & CKPT_REBALANCE_RESUMED;
+    if (c->json) {
+        printf("{\"dry_run\":%s,\"resumed\":%s,\"threshold_pct\":%u,\"mean_usage\":%.6f,"
+               "\"max_usage_before\":%.6f,\"max_usage_after\":%.6f,\"files\":%llu,"
+               "\"bytes\":%llu,\"targets\":[", dry ? "true" : "false",
+               resumed ? "true" : "false", r.threshold_pct, (double)r.mean_ppm / 1e6,
+               (double)r.max_ppm_before / 1e6, (double)r.max_ppm_after / 1e6,
+               (unsigned long long)r.files, (unsigned long long)r.bytes);
+        for (uint32_t i = 0; i < r.n; i++) {
+            const struct ckpt_rebalance_target *t = &r.targets[i];
+            printf("%s{\"id\":%u,\"node\":%u,\"capacity\":%llu,\"used\":%llu,\"out_bytes\":%llu,"
+                   "\"in_bytes\":%llu,\"out_files\":%u,\"in_files\":%u}", i ? "," : "", t->tid,
+                   t->node_id, (unsigned long long)t->capacity, (unsigned long long)t->used,
+                   (unsigned long long)t->out_bytes, (unsigned long long)t->in_bytes,
+                   t->out_files, t->in_files);
+        }
+        printf("]}\n");
+    } else {
+        char b[32];
+        fmt_bytes(r.bytes, b, sizeof(b));
+        printf("rebalance%s: %s%llu file move(s), %s; usage mean %.4f%%, max %.4f%% now, "
+               "%.4f%% after (threshold %u%%)\n", dry ? " (dry run)" : "",
+               resumed ? "resuming " : "", (unsigned long long)r.files, b,
+               (double)r.mean_ppm / 1e4, (double)r.max_ppm_before / 1e4,
+               (double)r.max_ppm_after / 1e4, r.threshold_pct);
+        printf("%-8s %-6s %12s %12s %6s %12s %6s\n", "TARGET", "NODE", "USED", "OUT", "FILES",
+               "IN", "FILES");
+        for (uint32_t i = 0; i < r.n; i++) {
+            const struct ckpt_rebalance_target *t = &r.targets[i];
+            char u[32], o[32], in[32];
+            fmt_bytes(t->used, u, sizeof(u));
+            fmt_bytes(t->out_bytes, o, sizeof(o));
+            fmt_bytes(t->in_bytes, in, sizeof(in));
+            printf("%-8u %-6u %12s %12s %6u %12s %6u\n", t->tid, t->node_id, u, o,
+                   t->out_files, in, t->in_files);
+        }
+    }
+    uint64_t files = r.files;
+    ckpt_msg_rebalance_resp_free(&r);
+    if (dry || !wait || files == 0)
+        return EX_OK;
+    /* Follow the moves until none is pending (polled every 100 ms, so
+     * that the rate printed at the end is the moves' own). */
+    struct timespec ts = {0, 100 * 1000000L};
+    double end = t0 + (double)timeout_s, last = now_s();
+    for (;;) {
+        rc = rebuild_status(c, &st);
+        if (rc < 0) {
+            fprintf(stderr, "ckpt-admin: rebalance: status: %s\n", ckpt_strerror(rc));
+            return EX_ERR;
+        }
+        double now = now_s();
+        if (st.moves_pending == 0) {
+            uint64_t moved = st.move_bytes_done - done0;
+            if (!c->json)
+                printf("rebalance done: %llu bytes moved in %.2f s (%.1f MiB/s)\n",
+                       (unsigned long long)moved, now - t0,
+                       now > t0 ? (double)moved / 1048576.0 / (now - t0) : 0.0);
+            return EX_OK;
+        }
+        if (now >= end) {
+            fprintf(stderr, "ckpt-admin: rebalance: %llu move(s) still pending after %llu s; "
+                    "they go on in the background (`ckpt-admin status`)\n",
+                    (unsigned long long)st.moves_pending, (unsigned long long)timeout_s);
+            return EX_ERR;
+        }
+        if (!c->json && now - last >= 2.0) {
+            char left[32];
+            fmt_bytes(st.move_bytes_left, left, sizeof(left));
+            fprintf(stderr, "rebalance: %llu move(s), %s left, %.1f MiB/s, ETA %s%llu s\n",
+                    (unsigned long long)st.moves_pending, left,
+                    (double)st.move_rate_bps / 1048576.0, st.move_eta_s ? "" : "~",
+                    (unsigned long long)st.move_eta_s);
+            last = now;
+        }
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* ---- main ----------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -1388,7 +1602,9 @@ int main(int argc, char **argv)
     const char *by = NULL;
     double rate = 0;
     uint64_t timeout_s = 120;
-    bool wait = true;
+    bool wait = true, wait_flag = false, dry = false;
+    double max_rate = 0;
+    uint32_t threshold = 10;
     for (; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -1404,6 +1620,27 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(a, "--no-wait")) {
             wait = false;
+        } else if (!strcmp(a, "--wait")) {
+            wait_flag = true;
+        } else if (!strcmp(a, "--dry-run")) {
+            dry = true;
+        } else if (!strcmp(a, "--threshold") && i + 1 < argc) {
+            char *end;
+            unsigned long v = strtoul(argv[++i], &end, 10);
+            if (end == argv[i] || *end || argv[i][0] == '-' || v == 0 || v > 100) {
+                fprintf(stderr, "ckpt-admin: --threshold: not a percentage 1..100: %s\n",
+                        argv[i]);
+                return EX_USAGE;
+            }
+            threshold = (uint32_t)v;
+        } else if (!strcmp(a, "--max-rate") && i + 1 < argc) {
+            char *end;
+            max_rate = strtod(argv[++i], &end);
+            if (end == argv[i] || *end || max_rate <= 0) {
+                fprintf(stderr, "ckpt-admin: --max-rate: not a positive number of MB/s: %s\n",
+                        argv[i]);
+                return EX_USAGE;
+            }
         } else if (!strcmp(a, "--rate") && i + 1 < argc) {
             char *end;
             rate = strtod(argv[++i], &end);
@@ -1437,7 +1674,12 @@ int main(int argc, char **argv)
         ok = !by && ((npos == 2 && !strcmp(pos[0], "get")) ||
                      (npos >= 3 && !strcmp(pos[0], "set")));
     else if (!strcmp(cmd, "node"))
-        ok = !by && npos == 2 && (!strcmp(pos[0], "out") || !strcmp(pos[0], "in"));
+        ok = !by && npos == 2 &&
+             (!strcmp(pos[0], "out") || !strcmp(pos[0], "in") || !strcmp(pos[0], "drain") ||
+              !strcmp(pos[0], "remove") || !strcmp(pos[0], "add")) &&
+             (!wait_flag || !strcmp(pos[0], "drain"));
+    else if (!strcmp(cmd, "rebalance"))
+        ok = !by && npos == 0;
     else if (!strcmp(cmd, "scrub"))
         ok = !by && npos <= 1;
     else {
@@ -1450,7 +1692,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return EX_USAGE;
     }
-    if (ctx_connect(&c) < 0) {
+    if (ctx_connect(&c, !strcmp(cmd, "layout") ? pos[1]
+                        : !strcmp(cmd, "scrub") && npos ? pos[0] : NULL) < 0) {
         ctx_close(&c);
         return EX_ERR;
     }
@@ -1469,8 +1712,10 @@ int main(int argc, char **argv)
         ex = cmd_layout_set(&c, pos[1], pos + 2, npos - 2);
     else if (!strcmp(cmd, "scrub"))
         ex = cmd_scrub(&c, npos ? pos[0] : NULL, rate, wait, timeout_s);
+    else if (!strcmp(cmd, "rebalance"))
+        ex = cmd_rebalance(&c, threshold, dry, max_rate, wait, timeout_s);
     else
-        ex = cmd_node(&c, pos[0], pos[1]);
+        ex = cmd_node(&c, pos[0], pos[1], wait_flag, timeout_s);
     ctx_close(&c);
     return ex;
 }

@@ -8,10 +8,18 @@
  * good one swaps the layout, bumps the epoch and empties the table; the
  * task table survives a restart of ckpt-meta; degraded stripes on an UP
  * target become REPAIR tasks; REBUILD_STATUS counts all of it.
+ * Drain: a DRAINING node stays readable, gets MOVE tasks (source address
+ * given) onto new failure domains, `remove` is refused while a layout
+ * names it and accepted once the swap queued its chunks for deletion (the
+ * fake node receives the CHUNK_DELETE); the drain survives a restart and
+ * `add` cancels it.  Rebalance: a dry run plans moves onto the emptiest
+ * targets and writes nothing; a real run stores them as MOVE tasks and a
+ * second request reports them as resumed.
  */
 #include <fcntl.h>
 
 #include "check_meta_fixture.h"
+#include "msg_admin.h"
 #include "msg_task.h"
 
 Suite *meta_rebuild_suite(void);
@@ -25,6 +33,19 @@ static void fast_detect(struct meta_server_opts *o)
 static void setup_fast(void)
 {
     mfx_setup_with(fast_detect);
+}
+
+/* Drain and rebalance need nodes to stay UP for seconds even on a loaded
+ * machine (heartbeats late), and DOWN only when a test stops one. */
+static void moderate_detect(struct meta_server_opts *o)
+{
+    o->down_after_ms = 1500;
+    o->out_after_ms = 60000;
+}
+
+static void setup_moderate(void)
+{
+    mfx_setup_with(moderate_detect);
 }
 
 static int fetch(uint32_t node_id, struct ckpt_msg_task_fetch_resp *out)
@@ -48,6 +69,7 @@ static int done(const struct ckpt_task *t, uint32_t new_tid, int status)
     struct ckpt_msg_task_done m = {.node_id = 1, .kind = t->kind, .ino = t->ino,
                                    .lost_tid = t->lost_tid, .new_tid = new_tid,
                                    .data_gen = t->data_gen, .size = t->size,
+                                   .attr_stamp = t->attr_stamp,
                                    .stripe_lo = t->stripe_lo, .stripe_hi = t->stripe_hi,
                                    .status = status, .chunks = 3, .bytes = 3 << 20};
     uint8_t buf[128];
@@ -115,6 +137,62 @@ static int fetch_any(struct ckpt_msg_task_fetch_resp *out)
         }
     }
     return who;
+}
+
+static int node_op(uint32_t node_id, uint32_t op)
+{
+    struct ckpt_msg_node_state m = {.node_id = node_id, .op = op};
+    uint8_t buf[16];
+    struct ckpt_wbuf w;
+    struct ckpt_call call;
+    ckpt_wbuf_init(&w, buf, sizeof(buf));
+    ck_assert_int_eq(ckpt_msg_node_state_encode(&w, &m), 0);
+    int rc = mfx_call(CKPT_OP_NODE_STATE, &w, &call);
+    ckpt_call_release(&call);
+    ckpt_wbuf_free(&w);
+    return rc;
+}
+
+static int node_info(uint32_t node_id, struct ckpt_msg_node_info_resp *out)
+{
+    struct ckpt_msg_node_info m = {.node_id = node_id};
+    uint8_t buf[16];
+    struct ckpt_wbuf w;
+    struct ckpt_call call;
+    ckpt_wbuf_init(&w, buf, sizeof(buf));
+    ck_assert_int_eq(ckpt_msg_node_info_encode(&w, &m), 0);
+    int rc = mfx_call(CKPT_OP_NODE_INFO, &w, &call);
+    if (rc == 0)
+        rc = ckpt_msg_node_info_resp_decode(call.resp_body, call.resp_body_len, out);
+    ckpt_call_release(&call);
+    ckpt_wbuf_free(&w);
+    return rc;
+}
+
+static int rebalance(uint32_t pct, uint32_t flags, struct ckpt_msg_rebalance_resp *out)
+{
+    struct ckpt_msg_rebalance m = {.threshold_pct = pct, .flags = flags};
+    uint8_t buf[32];
+    struct ckpt_wbuf w;
+    struct ckpt_call call;
+    ckpt_wbuf_init(&w, buf, sizeof(buf));
+    ck_assert_int_eq(ckpt_msg_rebalance_encode(&w, &m), 0);
+    int rc = mfx_call(CKPT_OP_REBALANCE, &w, &call);
+    if (rc == 0)
+        rc = ckpt_msg_rebalance_resp_decode(call.resp_body, call.resp_body_len, out);
+    ckpt_call_release(&call);
+    ckpt_wbuf_free(&w);
+    return rc;
+}
+
+static bool deleted_on(uint32_t tid, uint64_t ino)
+{
+    bool found = false;
+    pthread_mutex_lock(&F.lock);
+    for (int i = 0; i < F.ndeletes && !found; i++)
+        found = F.deletes[i].target == tid && F.deletes[i].ino == ino;
+    pthread_mutex_unlock(&F.lock);
+    return found;
 }
 
 START_TEST(test_rebuild_plan_fetch_swap)
@@ -296,6 +374,195 @@ START_TEST(test_degraded_becomes_repair)
 }
 END_TEST
 
+START_TEST(test_drain_move_remove)
+{
+    struct ckpt_msg_open_resp o;
+    struct ckpt_msg_task_fetch_resp r = {0};
+    struct ckpt_msg_node_info_resp ni;
+    struct ckpt_msg_rebuild_status_resp st;
+
+    mfx_simple_cluster(8);
+    make_file("d", 5u << 20, &o);
+    const struct ckpt_layout l0 = o.layout;
+    uint32_t src = l0.targets[1];
+    int victim = node_of_tid(src);
+    ck_assert_int_ge(victim, 0);
+    uint32_t vid = F.nodes[victim].id;
+
+    /* An UP node that holds data cannot be removed. */
+    ck_assert_int_eq(node_op(vid, CKPT_ADMIN_NODE_REMOVE), -EBUSY);
+    ck_assert_int_eq(node_op(9999, CKPT_ADMIN_NODE_DRAIN), -ENOENT);
+    ck_assert_int_eq(node_op(vid, CKPT_ADMIN_NODE_DRAIN), 0);
+    ck_assert_uint_eq(mfx_node_state(vid), CKPT_NODE_DRAINING);
+    ck_assert_int_eq(node_info(vid, &ni), 0);
+    ck_assert_uint_eq(ni.state, CKPT_NODE_DRAINING);
+    ck_assert_uint_eq(ni.flags, CKPT_NODE_F_DRAINING);
+    ck_assert_uint_eq(ni.files, 1);
+    ck_assert_uint_gt(ni.bytes, 0);
+    /* Heartbeats keep it DRAINING, not UP. */
+    ck_assert_int_eq(mfx_heartbeat(victim, NULL), 0);
+    ck_assert_uint_eq(mfx_node_state(vid), CKPT_NODE_DRAINING);
+
+    int who = -1;
+    uint64_t t0 = mfx_ms();
+    while (who < 0 && mfx_ms() - t0 < 5000) {
+        who = fetch_any(&r);
+        if (who < 0)
+            mfx_sleep_ms(50);
+    }
+    ck_assert_int_ge(who, 0);
+    ck_assert_int_ne(who, victim);
+    ck_assert_uint_eq(r.n, 1);
+    struct ckpt_task t = r.tasks[0];
+    ckpt_msg_task_fetch_resp_free(&r);
+    ck_assert_uint_eq(t.kind, CKPT_TASK_MOVE);
+    ck_assert_uint_eq(t.lost_tid, src);
+    ck_assert_uint_eq(t.slot, 1);
+    /* The source stays readable: its address is given. */
+    ck_assert_uint_eq(t.addr[1].port, F.node_port);
+    for (int i = 0; i < l0.width; i++)
+        ck_assert_int_ne(node_of_tid(l0.targets[i]), who);
+    ck_assert_int_eq(status(&st), 0);
+    ck_assert_uint_eq(st.moves_pending, 1);
+    ck_assert_uint_eq(st.tasks_pending, 0);
+    ck_assert_uint_gt(st.move_bytes_left, 0);
+    ck_assert_int_eq(node_info(vid, &ni), 0);
+    ck_assert_uint_eq(ni.tasks, 1);
+    ck_assert_int_eq(node_op(vid, CKPT_ADMIN_NODE_REMOVE), -EBUSY);
+
+    ck_assert_int_eq(done(&t, t.new_tid, 0), 0);
+    struct ckpt_msg_open_resp o2;
+    ck_assert_int_eq(ckpt_mclient_open(F.mc, o.attr.ino, O_RDONLY, &o2), 0);
+    ck_assert_uint_eq(o2.layout.targets[1], t.new_tid);
+    ck_assert_int_eq(status(&st), 0);
+    ck_assert_uint_eq(st.moves_pending, 0);
+    ck_assert_uint_eq(st.moves_done, 1);
+    ck_assert_uint_eq(st.move_bytes_done, 3 << 20);
+    /* The old chunks are deleted on the (still UP-like) draining node. */
+    MFX_WAIT_FOR(deleted_on(src, o.attr.ino), 3000);
+    ck_assert(deleted_on(src, o.attr.ino));
+    MFX_WAIT_FOR(node_info(vid, &ni) == 0 && ni.delq == 0, 3000);
+    ck_assert_uint_eq(ni.files, 0);
+    ck_assert_uint_eq(ni.delq, 0);
+
+    /* Drained but still heartbeating: refused; stopped (DOWN): removed. */
+    ck_assert_int_eq(node_op(vid, CKPT_ADMIN_NODE_REMOVE), -EBUSY);
+    mfx_set_alive(victim, 0);
+    MFX_WAIT_FOR(mfx_node_state(vid) != CKPT_NODE_DRAINING, 8000);
+    uint32_t vst = mfx_node_state(vid);
+    ck_assert(vst == CKPT_NODE_DOWN || vst == CKPT_NODE_OUT);
+    ck_assert_int_eq(node_op(vid, CKPT_ADMIN_NODE_REMOVE), 0);
+    ck_assert_int_eq(node_info(vid, &ni), -ENOENT);
+    struct ckpt_msg_cluster_map_resp m;
+    mfx_map(&m);
+    for (uint32_t i = 0; i < m.n_nodes; i++)
+        ck_assert_uint_ne(m.nodes[i].id, vid);
+    for (uint32_t i = 0; i < m.n_targets; i++)
+        ck_assert_uint_ne(m.targets[i].id, src);
+    ckpt_msg_cluster_map_resp_free(&m);
+}
+END_TEST
+
+START_TEST(test_drain_cancel_and_persist)
+{
+    mfx_simple_cluster(7);
+    uint32_t vid = F.nodes[3].id;
+    ck_assert_int_eq(node_op(vid, CKPT_ADMIN_NODE_DRAIN), 0);
+    ck_assert_int_eq(node_op(vid, CKPT_ADMIN_NODE_DRAIN), 0); /* idempotent */
+    ck_assert_uint_eq(mfx_node_state(vid), CKPT_NODE_DRAINING);
+    /* Placement avoids it: 6 UP nodes, width 6. */
+    struct ckpt_msg_open_resp o;
+    make_file("e", 1u << 20, &o);
+    for (int i = 0; i < o.layout.width; i++)
+        ck_assert_int_ne(node_of_tid(o.layout.targets[i]), 3);
+    /* Persisted across a restart. */
+    mfx_hb_stop();
+    ckpt_mclient_destroy(F.mc);
+    F.mc = NULL;
+    mfx_server_stop();
+    mfx_server_start();
+    ck_assert_int_eq(mfx_mclient("t", &F.mc), 0);
+    for (int i = 0; i < F.nnodes; i++)
+        ck_assert_int_eq(mfx_heartbeat(i, NULL), 0);
+    ck_assert_uint_eq(mfx_node_state(vid), CKPT_NODE_DRAINING);
+    /* add (= in) cancels it. */
+    ck_assert_int_eq(node_op(vid, CKPT_ADMIN_NODE_ADD), 0);
+    ck_assert_uint_eq(mfx_node_state(vid), CKPT_NODE_UP);
+}
+END_TEST
+
+START_TEST(test_rebalance_plan)
+{
+    struct ckpt_msg_open_resp o[40];
+    struct ckpt_msg_rebalance_resp r;
+    struct ckpt_msg_rebuild_status_resp st;
+    char name[16];
+
+    mfx_simple_cluster(8);
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "r%d", i);
+        make_file(name, 4u << 20, &o[i]);
+    }
+    /* Nodes 6 and 7 report empty targets, the others 30 MiB used (what
+     * 40 files of 6 chunks of 1 MiB on 8 nodes give on average). */
+    pthread_mutex_lock(&F.lock);
+    for (int i = 0; i < 8; i++) {
+        F.nodes[i].capacity = 100u << 20;
+        F.nodes[i].free = F.nodes[i].capacity - (i >= 6 ? 0 : 30u << 20);
+    }
+    pthread_mutex_unlock(&F.lock);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(mfx_heartbeat(i, NULL), 0);
+
+    ck_assert_int_eq(rebalance(10, CKPT_REBALANCE_DRY_RUN, &r), 0);
+    ck_assert_uint_eq(r.flags, 0);
+    ck_assert_uint_gt(r.files, 0);
+    ck_assert_uint_gt(r.bytes, 0);
+    ck_assert_uint_lt(r.max_ppm_after, r.max_ppm_before);
+    ck_assert_uint_eq(r.n, 8);
+    uint64_t in = 0, out = 0, files = r.files;
+    for (uint32_t i = 0; i < r.n; i++) {
+        int n = node_of_tid(r.targets[i].tid);
+        in += r.targets[i].in_bytes;
+        out += r.targets[i].out_bytes;
+        if (n >= 6) {
+            ck_assert_uint_eq(r.targets[i].out_bytes, 0);
+            ck_assert_uint_gt(r.targets[i].in_files, 0);
+        } else {
+            ck_assert_uint_eq(r.targets[i].in_bytes, 0);
+        }
+    }
+    ck_assert_uint_eq(in, r.bytes);
+    ck_assert_uint_eq(out, r.bytes);
+    ckpt_msg_rebalance_resp_free(&r);
+    ck_assert_int_eq(status(&st), 0);
+    ck_assert_uint_eq(st.moves_pending, 0);
+
+    /* The real run stores the same moves; asking again resumes them. */
+    ck_assert_int_eq(rebalance(10, 0, &r), 0);
+    ck_assert_uint_eq(r.files, files);
+    ckpt_msg_rebalance_resp_free(&r);
+    ck_assert_int_eq(status(&st), 0);
+    ck_assert_uint_eq(st.moves_pending, files);
+    ck_assert_int_eq(rebalance(10, 0, &r), 0);
+    ck_assert_uint_eq(r.flags, CKPT_REBALANCE_RESUMED);
+    ck_assert_uint_eq(r.files, files);
+    ckpt_msg_rebalance_resp_free(&r);
+    /* Each move goes to a node the file does not use yet. */
+    struct ckpt_msg_task_fetch_resp fr;
+    for (int n = 6; n < 8; n++) {
+        ck_assert_int_eq(fetch(F.nodes[n].id, &fr), 0);
+        for (uint32_t i = 0; i < fr.n; i++) {
+            ck_assert_uint_eq(fr.tasks[i].kind, CKPT_TASK_MOVE);
+            ck_assert_int_eq(node_of_tid(fr.tasks[i].new_tid), n);
+            for (int s = 0; s < fr.tasks[i].layout.width; s++)
+                ck_assert_int_ne(node_of_tid(fr.tasks[i].layout.targets[s]), n);
+        }
+        ckpt_msg_task_fetch_resp_free(&fr);
+    }
+}
+END_TEST
+
 Suite *meta_rebuild_suite(void)
 {
     Suite *s = suite_create("meta_rebuild");
@@ -307,5 +574,13 @@ Suite *meta_rebuild_suite(void)
     tcase_add_test(tc, test_tasks_survive_restart);
     tcase_add_test(tc, test_degraded_becomes_repair);
     suite_add_tcase(s, tc);
+    TCase *td = tcase_create("drain");
+    tcase_add_unchecked_fixture(td, mfx_root_setup, mfx_root_teardown);
+    tcase_add_checked_fixture(td, setup_moderate, mfx_teardown);
+    tcase_set_timeout(td, 30);
+    tcase_add_test(td, test_drain_move_remove);
+    tcase_add_test(td, test_drain_cancel_and_persist);
+    tcase_add_test(td, test_rebalance_plan);
+    suite_add_tcase(s, td);
     return s;
 }
