@@ -9,7 +9,11 @@
  *   -o option in the argument list handed to libfuse.  Values are then
  *   validated in a fixed order - config file, --set, -o - each through
  *   lib/config.h so a bad value gets the same message as in the file.
- *   No global state; nothing here starts threads or touches the network.
+ *   When a config file was read, the mount's fsname (its source in
+ *   /proc/self/mountinfo) becomes "ckptfs:" + its absolute path, unless
+ *   -o fsname= is given: the tools find the cluster of a mounted path
+ *   from it (lib/tooldisc.h).  No global state; nothing here starts
+ *   threads or touches the network.
  */
 #define FUSE_USE_VERSION 314
 #include "fs_args.h"
@@ -29,6 +33,7 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "tooldisc.h"
 
 struct mopts {
     char *meta, *conf, *key_file, *transport, *dirty_limit, *threads, *readahead;
@@ -219,6 +224,7 @@ static int build(struct pstate *p, struct mopts *mo, struct fuse_args *fa)
 
     ckpt_config_init(&cfg);
     const char *conf = mo->conf ? mo->conf : p->conf;
+    const char *loaded = NULL;  /* the config file read, for the fsname */
     bool explicit_conf = conf != NULL;
     if (!conf)
         conf = getenv("CKPTFS_CONF");
@@ -226,6 +232,8 @@ static int build(struct pstate *p, struct mopts *mo, struct fuse_args *fa)
         int lrc = ckpt_config_load(&cfg, conf, e, sizeof(e));
         if (lrc == -ENOENT && !explicit_conf && !getenv("CKPTFS_CONF"))
             lrc = 0;
+        else if (lrc == 0)
+            loaded = conf;
         if (lrc < 0) {
             perr(p, "%s", e);
             goto out;
@@ -236,6 +244,8 @@ static int build(struct pstate *p, struct mopts *mo, struct fuse_args *fa)
             perr(p, "%s", e);
             goto out;
         }
+        if (lrc == 0)
+            loaded = CKPT_CONFIG_DEFAULT_PATH;
     }
     for (int i = 0; i < p->nsets; i++) {
         if (ckpt_config_set_arg(&cfg, p->sets[i], e, sizeof(e)) < 0) {
@@ -321,6 +331,22 @@ static int build(struct pstate *p, struct mopts *mo, struct fuse_args *fa)
         perr(p, "cluster key %s: %s", cfg.cluster.key_file,
              krc == CKPT_E_CONFIG ? "not 64 hex digits" : ckpt_strerror(krc));
         goto out;
+    }
+    /* The mount's source names its config file ("ckptfs:/path"), so that
+     * `ckpt` and `ckpt-admin` given a path inside the mount find the
+     * cluster (lib/tooldisc.h).  An fsname given with -o wins. */
+    bool have_fsname = false;
+    for (int i = 0; i < fa->argc; i++)
+        have_fsname |= strstr(fa->argv[i], "fsname=") != NULL;
+    char conf_abs[PATH_MAX], fsname[PATH_MAX + 16];
+    if (loaded && !have_fsname && realpath(loaded, conf_abs) &&
+        ckpt_tooldisc_fsname(conf_abs, fsname, sizeof(fsname)) == 0) {
+        char opt[PATH_MAX + 32];
+        snprintf(opt, sizeof(opt), "-ofsname=%s", fsname);
+        if (fuse_opt_add_arg(fa, opt) < 0) {
+            perr(p, "out of memory");
+            goto out;
+        }
     }
     a->fuse_argc = fa->argc;
     a->fuse_argv = fa->argv;

@@ -2,15 +2,30 @@
  * ckpt - checkpoint commit, list, restore and verify for training jobs.
  *
  * DESIGN
- *   One file, thin: it finds the cluster (-c FILE, $CKPTFS_CONF, then
- *   /etc/ckptfs/ckptfs.conf), connects to ckpt-meta (lib/mclient.h for
- *   LOOKUP, lib/cclient.h for the checkpoint messages), and resolves a
- *   PATH: when it is inside a FUSE mount (/proc/self/mountinfo, longest
- *   matching mount point of type fuse*), its components below the mount
- *   root are looked up from the root inode; any other absolute path is
- *   taken as a path inside the ckptfs namespace.  Data is always read and
- *   written through the mount (restore, verify, prune, wait), so the FUSE
- *   client's degraded reads and parity repair apply.
+ *   One file, thin: it finds the cluster (lib/tooldisc.h: -c FILE,
+ *   $CKPTFS_CONF, the config file recorded in the source of the ckptfs
+ *   mount holding PATH, then /etc/ckptfs/ckptfs.conf), connects to
+ *   ckpt-meta (lib/mclient.h for LOOKUP, lib/cclient.h for the checkpoint
+ *   messages), and resolves a PATH: when it is inside a FUSE mount
+ *   (/proc/self/mountinfo, longest matching mount point of type fuse*),
+ *   its components below the mount root are looked up from the root
+ *   inode; any other absolute path is taken as a path inside the ckptfs
+ *   namespace.  Data is always read and written through the mount
+ *   (restore, verify, prune, wait), so the FUSE client's degraded reads
+ *   and parity repair apply.
+ *
+ *   Repaired chunks: restore/verify read the mount's counters (xattr
+ *   user.ckptfs.reads on the mount root, answered by ckptfs itself) before
+ *   and after reading, and report the stripes the mount decoded from
+ *   parity meanwhile (a chunk failed its crc, or its node is down); with
+ *   --jobs 1 also per file.  The counters are per mount, so another reader
+ *   of the same mount adds to them: the report says "decoded while we
+ *   read", which is exact on a mount used by one restore.  The bad chunk
+ *   itself is reported to ckpt-meta by the node that found the bad crc,
+ *   and rewritten by a REPAIR task (meta/meta_rebuild.c).
+ *
+ *   Help: subcmds[] holds each subcommand's synopsis, options and exit
+ *   codes, printed by `ckpt help CMD` and `ckpt CMD --help`.
  *
  *   restore/verify run --jobs worker threads over the manifest: each file
  *   is read in 4 MiB blocks, its crc32c and size compared with the
@@ -33,11 +48,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
-#include "auth.h"
 #include "cclient.h"
 #include "config.h"
 #include "crc.h"
@@ -45,6 +60,7 @@
 #include "log.h"
 #include "mclient.h"
 #include "msg_ckpt.h"
+#include "tooldisc.h"
 #include "version.h"
 
 #define EX_OK 0
@@ -62,154 +78,189 @@ struct ctx {
     const char *sets[64];
     int nsets;
     struct ckpt_config cfg;
-    ckpt_net *net;
-    ckpt_mclient *mc;
-    ckpt_cclient *cc;
+    struct ckpt_tooldisc_conn conn;
+    ckpt_mclient *mc;       /* conn.mc */
+    ckpt_cclient *cc;       /* conn.cc */
 };
+
+/* One subcommand's help: `ckpt help CMD`, `ckpt CMD --help`. */
+struct subcmd {
+    const char *name;
+    const char *synopsis;   /* after "ckpt " */
+    const char *summary;    /* one line, for `ckpt --help` */
+    const char *text;       /* what it does and its options */
+    const char *exits;      /* its exit codes */
+};
+
+static const struct subcmd subcmds[] = {
+    {"commit", "commit PATH [--timeout S] [--allow-degraded]",
+     "make checkpoint directory PATH COMMITTED (a barrier)",
+     "Wait until every file under PATH is closed by its writers and flushed, have\n"
+     "every target involved sync it, record the manifest (every file, size,\n"
+     "crc32c) and mark PATH COMMITTED: from then on it is immutable (EROFS).\n"
+     "  --timeout S        give up after S seconds (default 600)\n"
+     "  --allow-degraded   commit even if some stripe misses chunks (nodes down);\n"
+     "                     without it commit waits for rebuild until --timeout\n",
+     "0 committed; 1 error; 2 usage; 4 timed out (files still open);\n"
+     "5 not protected (DEGRADED and not rebuilt in time, or LOST)\n"},
+    {"list", "list JOB [--json]", "checkpoints of a job directory, newest first",
+     "Print every checkpoint directory of JOB: name, state (WRITING, COMMITTED),\n"
+     "health (PROTECTED, DEGRADED, LOST), files, bytes, written-at, commit time.\n"
+     "  --json   one JSON array\n",
+     "0 ok; 1 error; 2 usage\n"},
+    {"latest", "latest JOB", "path of the newest COMMITTED, readable checkpoint",
+     "Print the path of the newest COMMITTED checkpoint of JOB that is not LOST,\n"
+     "for job scripts: RESUME=$(ckpt latest /ckpt/job) || start fresh.\n",
+     "0 printed; 1 error; 2 usage; 3 no committed, readable checkpoint\n"},
+    {"status", "status PATH [--json]", "state and health of one checkpoint",
+     "Print state, health, files, bytes and times of checkpoint directory PATH,\n"
+     "and its degraded or lost stripe counts.\n"
+     "  --json   one JSON object\n",
+     "0 ok; 1 error; 2 usage\n"},
+    {"restore", "restore JOB|PATH [--latest] [--verify] [--to LOCALDIR] [--jobs N]",
+     "read (and copy out) the newest intact checkpoint",
+     "Resolve PATH if it is a COMMITTED checkpoint, else the newest COMMITTED,\n"
+     "readable checkpoint of job JOB, and read every file of its manifest\n"
+     "through the mount (degraded stripes are decoded from parity).\n"
+     "  --latest        always pick the newest checkpoint of JOB\n"
+     "  --verify        check every file's size and crc32c against the manifest\n"
+     "  --to LOCALDIR   copy the files below LOCALDIR (created if needed)\n"
+     "  --jobs N        files read in parallel (default 8)\n"
+     "Without --to, --verify is implied.  Progress with rate and ETA on a terminal.\n",
+     "0 ok; 1 error; 2 usage; 3 no committed, readable checkpoint;\n"
+     "6 verification failed\n"},
+    {"verify", "verify PATH [--jobs N]", "read a checkpoint and check it against its manifest",
+     "Read every file of COMMITTED checkpoint PATH through the mount and check\n"
+     "its size and crc32c against the manifest.  Also reports how many stripes\n"
+     "the mount had to decode from parity while reading (a chunk that failed its\n"
+     "crc, or sat on a node that is down): the data is still correct, and\n"
+     "ckpt-meta has the bad chunks rewritten (REPAIR tasks).  The count comes\n"
+     "from the mount's counters (xattr user.ckptfs.reads on the mount root), so\n"
+     "other readers of the same mount add to it; with --jobs 1 it is also\n"
+     "given per file.\n"
+     "  --jobs N   files read in parallel (default 8)\n",
+     "0 verified; 1 error; 2 usage; 3 not a committed checkpoint or LOST;\n"
+     "6 verification failed\n"},
+    {"wait", "wait PATH", "flush everything written so far under PATH",
+     "fsync every regular file under PATH (a file or a directory) through the\n"
+     "mount: returns once every byte written so far, by any process of this\n"
+     "mount, is acknowledged by its targets.  A flush error is seen while some\n"
+     "process of this mount still has the file open; once the last writer has\n"
+     "closed it, a failed flush is only in ckptfs's log (and ckpt-meta's view).\n",
+     "0 flushed; 1 error (a flush failed: EIO); 2 usage\n"},
+    {"prune", "prune JOB --keep N [--min-age S] [--dry-run]",
+     "delete old checkpoints, keeping the newest N COMMITTED",
+     "Delete (through the mount) every COMMITTED checkpoint of JOB but the\n"
+     "newest N, and every WRITING checkpoint (writer died before commit) that is\n"
+     "older than the newest COMMITTED one and was last written more than S\n"
+     "seconds ago.  The newest COMMITTED checkpoint is never deleted (N < 1\n"
+     "counts as 1); WRITING checkpoints newer than it are never deleted.\n"
+     "  --keep N      COMMITTED checkpoints to keep (required)\n"
+     "  --min-age S   age of an abandoned WRITING checkpoint (default 3600)\n"
+     "  --dry-run     print what would be removed, remove nothing\n",
+     "0 ok; 1 error (some removal failed); 2 usage\n"},
+    {"plan", "plan --size BYTES --nodes N [--mtbf-hours H] [--write-gbps G]",
+     "checkpoint interval that minimises lost work (Young/Daly)",
+     "Compute, for a checkpoint of BYTES written by N nodes at G GB/s each\n"
+     "(default 2), with a per-node MTBF of H hours (default 26280, 3 years):\n"
+     "  write time     C = BYTES / (N * G * 1e9)\n"
+     "  system MTBF    M = H * 3600 / N\n"
+     "  Young          sqrt(2 C M)\n"
+     "  Daly           sqrt(2 C M) * (1 + sqrt(C/2M)/3 + (C/2M)/9) - C  (C < 2M; else M)\n"
+     "  overhead       C/(tau+C) + (tau+C)/(2M), first order\n"
+     "Needs no cluster.\n",
+     "0 ok; 2 usage (missing or non-positive numbers)\n"},
+};
+
+#define NSUBCMDS (sizeof(subcmds) / sizeof(subcmds[0]))
+
+static const struct subcmd *find_subcmd(const char *name)
+{
+    for (size_t k = 0; k < NSUBCMDS; k++)
+        if (!strcmp(name, subcmds[k].name))
+            return &subcmds[k];
+    return NULL;
+}
 
 static void usage(FILE *f)
 {
+    fprintf(f, "usage: ckpt [GLOBAL OPTIONS] COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t k = 0; k < NSUBCMDS; k++)
+        fprintf(f, "  %-8s %s\n", subcmds[k].name, subcmds[k].summary);
+    fprintf(f, "  %-8s %s\n", "help", "help COMMAND: that command's usage, options, exit codes");
+    fprintf(f, "\n");
+    for (size_t k = 0; k < NSUBCMDS; k++)
+        fprintf(f, "  ckpt %s\n", subcmds[k].synopsis);
     fprintf(f,
-        "usage: ckpt [GLOBAL OPTIONS] COMMAND [ARGS]\n"
-        "  ckpt commit PATH [--timeout S] [--allow-degraded]\n"
-        "  ckpt list JOB [--json]\n"
-        "  ckpt latest JOB\n"
-        "  ckpt status PATH [--json]\n"
-        "  ckpt restore JOB|PATH [--latest] [--verify] [--to LOCALDIR] [--jobs N]\n"
-        "  ckpt verify PATH [--jobs N]\n"
-        "  ckpt wait PATH\n"
-        "  ckpt prune JOB --keep N [--min-age S] [--dry-run]\n"
-        "  ckpt plan --size BYTES --nodes N [--mtbf-hours H] [--write-gbps G]\n"
-        "global options: -c FILE, --set SECTION.KEY=VALUE, --log-level L, --log-file F,\n"
+        "\nglobal options: -c FILE, --set SECTION.KEY=VALUE, --log-level L, --log-file F,\n"
         "                -h/--help, -V/--version\n"
+        "the cluster: -c FILE, else $CKPTFS_CONF, else the config file of the ckptfs\n"
+        "mount holding PATH, else /etc/ckptfs/ckptfs.conf\n"
         "exit codes: 0 ok, 1 error, 2 usage, 3 no checkpoint, 4 timeout,\n"
-        "            5 not protected, 6 verification failed\n");
+        "            5 not protected, 6 verification failed\n"
+        "`ckpt help COMMAND` or `ckpt COMMAND --help` for one command; see ckpt(1).\n");
 }
 
-/* ---- connection -------------------------------------------------------------------------- */
-
-static int ctx_connect(struct ctx *c)
+/* `ckpt help CMD` and `ckpt CMD --help`. */
+static int sub_help(const char *cmd)
 {
-    char err[512];
+    const struct subcmd *sc = find_subcmd(cmd);
+    if (!sc) {
+        fprintf(stderr, "ckpt: unknown command %s\n", cmd);
+        usage(stderr);
+        return EX_USAGE;
+    }
+    printf("usage: ckpt [GLOBAL OPTIONS] %s\n  %s\n\n%s\nexit codes:\n%s", sc->synopsis,
+           sc->summary, sc->text, sc->exits);
+    return EX_OK;
+}
+
+/* ---- connection ---------------------------------------------------------------------------- */
+
+/* Find the cluster (lib/tooldisc.h: -c, $CKPTFS_CONF, the mount holding
+ * path, /etc/ckptfs/ckptfs.conf) and connect to ckpt-meta. */
+static int ctx_connect(struct ctx *c, const char *path)
+{
+    char err[512], used[PATH_MAX];
+    struct ckpt_tooldisc_opts o;
     int rc;
-    ckpt_config_init(&c->cfg);
-    const char *conf = c->conf ? c->conf : getenv("CKPTFS_CONF");
-    bool explicit_conf = conf && *conf;
-    if (!explicit_conf)
-        conf = CKPT_CONFIG_DEFAULT_PATH;
-    rc = ckpt_config_load(&c->cfg, conf, err, sizeof(err));
-    if (rc == -ENOENT && !explicit_conf) {
-        rc = 0; /* built-in defaults */
-    } else if (rc < 0) {
+
+    memset(&o, 0, sizeof(o));
+    o.conf = c->conf;
+    o.sets = c->sets;
+    o.nsets = c->nsets;
+    o.path = path;
+    rc = ckpt_tooldisc_config(&o, &c->cfg, used, sizeof(used), err, sizeof(err));
+    if (rc < 0) {
         fprintf(stderr, "ckpt: %s\n", err[0] ? err : ckpt_strerror(rc));
         return rc;
     }
-    for (int i = 0; i < c->nsets; i++)
-        if (ckpt_config_set_arg(&c->cfg, c->sets[i], err, sizeof(err)) < 0) {
-            fprintf(stderr, "ckpt: %s\n", err);
-            return CKPT_E_CONFIG;
-        }
-    if (ckpt_config_check(&c->cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "ckpt: %s\n", err);
-        return CKPT_E_CONFIG;
-    }
-    if (!c->cfg.cluster.meta.host[0]) {
-        fprintf(stderr, "ckpt: no ckpt-meta address: set [cluster] meta in %s or use -c\n",
-                conf);
-        return -EINVAL;
-    }
-    struct ckpt_net_opts no;
-    memset(&no, 0, sizeof(no));
-    bool too_open = false;
-    rc = ckpt_auth_key_load(c->cfg.cluster.key_file, no.key, &too_open);
+    rc = ckpt_tooldisc_connect(&c->cfg, "ckpt", false, &c->conn, err, sizeof(err));
     if (rc < 0) {
-        fprintf(stderr, "ckpt: cannot load the cluster key %s: %s\n", c->cfg.cluster.key_file,
-                ckpt_strerror(rc));
+        fprintf(stderr, "ckpt: %s (configuration: %s)\n", err,
+                used[0] ? used : "built-in defaults");
         return rc;
     }
-    if (too_open)
+    if (c->conn.key_too_open)
         fprintf(stderr, "ckpt: warning: %s is readable by group or others\n",
                 c->cfg.cluster.key_file);
-    no.name = "ckpt";
-    no.transport = CKPT_TRANSPORT_TCP;
-    rc = ckpt_net_create(&no, &c->net);
-    if (rc == 0)
-        rc = ckpt_cclient_create(c->net, c->cfg.cluster.meta.host, c->cfg.cluster.meta.port,
-                                 &c->cc);
-    if (rc == 0) {
-        struct ckpt_mclient_opts mo;
-        char name[CKPT_CLIENT_NAME_MAX + 1];
-        char host[64] = "?";
-        gethostname(host, sizeof(host) - 1);
-        snprintf(name, sizeof(name), "ckpt@%.40s:%d", host, (int)getpid());
-        memset(&mo, 0, sizeof(mo));
-        mo.host = c->cfg.cluster.meta.host;
-        mo.port = c->cfg.cluster.meta.port;
-        mo.name = name;
-        mo.retry_ms = 10000;
-        rc = ckpt_mclient_create(c->net, &mo, &c->mc);
-    }
-    if (rc < 0)
-        fprintf(stderr, "ckpt: cannot reach ckpt-meta at %s:%u: %s\n", c->cfg.cluster.meta.host,
-                c->cfg.cluster.meta.port, ckpt_strerror(rc));
-    return rc;
+    c->mc = c->conn.mc;
+    c->cc = c->conn.cc;
+    return 0;
 }
 
 static void ctx_close(struct ctx *c)
 {
-    ckpt_mclient_destroy(c->mc);
-    ckpt_cclient_destroy(c->cc);
-    ckpt_net_destroy(c->net);
+    ckpt_tooldisc_disconnect(&c->conn);
+    c->mc = NULL;
+    c->cc = NULL;
     ckpt_config_free(&c->cfg);
 }
 
 /* ---- paths ---------------------------------------------------------------------------------- */
 
-/* Undo the octal escapes of /proc/self/mountinfo in place. */
-static void unescape(char *s)
-{
-    char *d = s;
-    while (*s) {
-        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] && s[3]) {
-            *d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-            s += 4;
-        } else {
-            *d++ = *s++;
-        }
-    }
-    *d = '\0';
-}
-
-/* The FUSE mount point holding abs (longest prefix), or "" when none. */
-static void find_mount(const char *abs, char *out, size_t cap)
-{
-    FILE *f = fopen("/proc/self/mountinfo", "r");
-    char line[4096];
-    size_t best = 0;
-    out[0] = '\0';
-    if (!f)
-        return;
-    while (fgets(line, sizeof(line), f)) {
-        char mp[PATH_MAX], fstype[128];
-        const char *sep = strstr(line, " - ");
-        if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
-            sscanf(sep + 3, "%127s", fstype) != 1)
-            continue;
-        if (strncmp(fstype, "fuse", 4) != 0)
-            continue;
-        unescape(mp);
-        size_t n = strlen(mp);
-        bool under = !strcmp(mp, "/") ||
-                     (!strncmp(abs, mp, n) && (abs[n] == '\0' || abs[n] == '/'));
-        if (under && n > best && n < cap) {
-            best = n;
-            snprintf(out, cap, "%s", mp);
-        }
-    }
-    fclose(f);
-}
-
 struct rpath {
+    char mnt[PATH_MAX];    /* the mount point ("" when not mounted) */
     char local[PATH_MAX];  /* path through the mount ("" when not mounted) */
     char ns[PATH_MAX];     /* path in the ckptfs namespace, "/" based */
     uint64_t ino;
@@ -218,18 +269,23 @@ struct rpath {
 
 static int resolve(struct ctx *c, const char *path, struct rpath *out)
 {
-    char abs[PATH_MAX], mnt[PATH_MAX];
+    char abs[PATH_MAX];
+    struct ckpt_tooldisc_mount *m = ckpt_malloc(sizeof(*m));
     memset(out, 0, sizeof(*out));
-    if (realpath(path, abs)) {
-        find_mount(abs, mnt, sizeof(mnt));
-        if (mnt[0]) {
-            snprintf(out->local, sizeof(out->local), "%s", abs);
-            const char *rest = abs + strlen(mnt);
-            snprintf(out->ns, sizeof(out->ns), "%s", *rest ? rest : "/");
-            if (!strcmp(mnt, "/"))
-                snprintf(out->ns, sizeof(out->ns), "%s", abs);
-        }
+    if (!m) {
+        fprintf(stderr, "ckpt: out of memory\n");
+        return -ENOMEM;
     }
+    if (realpath(path, abs) && ckpt_tooldisc_find_mount(NULL, abs, m) == 0) {
+        const char *mnt = m->point;
+        snprintf(out->mnt, sizeof(out->mnt), "%s", mnt);
+        snprintf(out->local, sizeof(out->local), "%s", abs);
+        const char *rest = abs + strlen(mnt);
+        snprintf(out->ns, sizeof(out->ns), "%s", *rest ? rest : "/");
+        if (!strcmp(mnt, "/"))
+            snprintf(out->ns, sizeof(out->ns), "%s", abs);
+    }
+    ckpt_free(m);
     if (!out->ns[0]) {
         if (path[0] != '/') {
             fprintf(stderr, "ckpt: %s: not inside a ckptfs mount (give a mounted path, or an "
@@ -353,6 +409,11 @@ static int cmd_commit(struct ctx *c, const char *path, uint64_t timeout_s, bool 
     case CKPT_E_UNRECOV:
         fprintf(stderr, "ckpt: commit %s: LOST: some stripe misses more chunks than parity "
                         "can rebuild\n", path);
+        return EX_UNPROT;
+    case CKPT_E_TORN:
+        fprintf(stderr, "ckpt: commit %s: a file in it is incomplete (its writer died, or "
+                        "could not store all of its data); ckpt-meta's log names it. Write "
+                        "that file again, or the checkpoint stays WRITING\n", path);
         return EX_UNPROT;
     case -EAGAIN:
         fprintf(stderr, "ckpt: commit %s: files changed while committing; run it again\n", path);
@@ -480,9 +541,30 @@ static int cmd_status(struct ctx *c, const char *path, bool json)
 
 /* ---- restore / verify ------------------------------------------------------------------------ */
 
+/* The mount's count of stripes decoded from parity (ckptfs answers the
+ * xattr user.ckptfs.reads on its root itself: fs/fs_ops.c).  @return the
+ * count, or -1 when the mount does not say (an older ckptfs). */
+static int64_t mount_decoded(const char *mnt)
+{
+    char buf[512];
+    if (!mnt || !mnt[0])
+        return -1;
+    ssize_t n = getxattr(mnt, "user.ckptfs.reads", buf, sizeof(buf) - 1);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "stripes_decoded ");
+    unsigned long long v;
+    if (!p || sscanf(p + strlen("stripes_decoded "), "%llu", &v) != 1)
+        return -1;
+    return (int64_t)v;
+}
+
 struct rjob {
     struct ckpt_manifest_ent *v;
     size_t n;
+    const char *mnt;          /* mount point, for mount_decoded() */
+    bool per_file_decoded;    /* one worker: attribute decodes to files */
     const char *src;          /* checkpoint path through the mount */
     const char *to;           /* NULL: verify only */
     bool verify;
@@ -587,7 +669,9 @@ static void *rjob_main(void *arg)
         if (i >= j->n)
             break;
         char why[PATH_MAX + 128] = "";
+        int64_t d0 = j->per_file_decoded ? mount_decoded(j->mnt) : -1;
         int rc = buf ? copy_one(j, &j->v[i], buf, why, sizeof(why)) : -ENOMEM;
+        int64_t d1 = d0 >= 0 ? mount_decoded(j->mnt) : -1;
         if (!buf)
             snprintf(why, sizeof(why), "out of memory");
         atomic_fetch_add(&j->done_files, 1);
@@ -599,6 +683,10 @@ static void *rjob_main(void *arg)
             printf("ok %s %llu bytes%s\n", j->v[i].path, (unsigned long long)j->v[i].size,
                    j->verify && j->v[i].has_checksum ? " crc32c ok" : "");
         }
+        if (d0 >= 0 && d1 > d0)
+            fprintf(stderr, "%s%s: %lld stripe(s) decoded from parity (a chunk failed its crc "
+                    "or its node is down); ckpt-meta repairs bad chunks\n",
+                    j->tty ? "\r\033[K" : "", j->v[i].path, (long long)(d1 - d0));
         pthread_mutex_unlock(&j->out_lock);
     }
     ckpt_free(buf);
@@ -613,8 +701,8 @@ static double now_s(void)
 }
 
 /* Read (and copy) every manifest file of checkpoint ino at local path src. */
-static int run_restore(struct ctx *c, uint64_t ino, const char *src, const char *to,
-                       bool verify, unsigned jobs)
+static int run_restore(struct ctx *c, uint64_t ino, const char *mnt, const char *src,
+                       const char *to, bool verify, unsigned jobs)
 {
     struct rjob j;
     uint64_t cookie = 0;
@@ -650,6 +738,8 @@ static int run_restore(struct ctx *c, uint64_t ino, const char *src, const char 
             break;
     }
     j.src = src;
+    j.mnt = mnt;
+    j.per_file_decoded = jobs == 1;
     j.to = to;
     j.verify = verify;
     j.tty = isatty(STDERR_FILENO);
@@ -664,6 +754,7 @@ static int run_restore(struct ctx *c, uint64_t ino, const char *src, const char 
         jobs = 64;
     pthread_t th[64];
     unsigned started = 0;
+    int64_t dec0 = mount_decoded(mnt);
     double t0 = now_s();
     for (unsigned i = 0; i < jobs; i++) {
         if (pthread_create(&th[i], NULL, rjob_main, &j) != 0)
@@ -700,6 +791,12 @@ static int run_restore(struct ctx *c, uint64_t ino, const char *src, const char 
            el > 0 ? (double)j.total_bytes / el / 1048576.0 : 0.0, to ? (verify ? ", verified" : "")
                                                                        : "",
            bad ? "FAILED" : "ok");
+    int64_t dec1 = dec0 >= 0 ? mount_decoded(mnt) : -1;
+    if (dec1 >= 0)
+        printf("decoded from parity: %lld stripe(s)%s\n", (long long)(dec1 - dec0),
+               dec1 > dec0 ? " (chunks that failed their crc or sit on nodes that are "
+                             "down; the data read is correct, ckpt-meta repairs bad chunks)"
+                           : "");
     if (bad) {
         fprintf(stderr, "ckpt: %zu file(s) failed verification\n", bad);
         ex = EX_VERIFY;
@@ -751,7 +848,7 @@ static int cmd_restore(struct ctx *c, const char *path, bool latest, bool verify
         verify = true; /* restoring nowhere: at least read it all */
     fprintf(stderr, "ckpt: %s %s (%s)\n", to ? "restoring" : "verifying", src,
             ckpt_ckpt_health_name(info.health));
-    return run_restore(c, ino, src, to, verify, jobs);
+    return run_restore(c, ino, rp.mnt, src, to, verify, jobs);
 }
 
 /* ---- wait / prune ---------------------------------------------------------------------------- */
@@ -880,13 +977,6 @@ static int cmd_plan(double size, double nodes, double mtbf_h, double gbps)
 
 /* ---- main ---------------------------------------------------------------------------------------- */
 
-static int sub_help(const char *cmd)
-{
-    printf("see `ckpt --help` and ckpt(1) for `ckpt %s`\n", cmd);
-    usage(stdout);
-    return EX_OK;
-}
-
 int main(int argc, char **argv)
 {
     struct ctx c;
@@ -928,6 +1018,18 @@ int main(int argc, char **argv)
         return EX_USAGE;
     }
     const char *cmd = argv[i++];
+    if (!strcmp(cmd, "help")) {
+        if (i >= argc) {
+            usage(stdout);
+            return EX_OK;
+        }
+        return sub_help(argv[i]);
+    }
+    if (!find_subcmd(cmd)) {
+        fprintf(stderr, "ckpt: unknown command %s\n", cmd);
+        usage(stderr);
+        return EX_USAGE;
+    }
     const char *pos = NULL;
     uint64_t timeout_s = 600, keep = 0, min_age = 3600, jobs = 8;
     bool allow_degraded = false, json = false, latest = false, verify = false, dry = false;
@@ -994,16 +1096,6 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "plan"))
         return cmd_plan(size, nodes, mtbf, gbps);
-    static const char *const cmds[] = {"commit", "list", "latest", "status", "restore",
-                                       "verify", "wait", "prune"};
-    bool known = false;
-    for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
-        known |= !strcmp(cmd, cmds[k]);
-    if (!known) {
-        fprintf(stderr, "ckpt: unknown command %s\n", cmd);
-        usage(stderr);
-        return EX_USAGE;
-    }
     if (!pos) {
         fprintf(stderr, "ckpt %s: a path is required\n", cmd);
         return EX_USAGE;
@@ -1012,7 +1104,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ckpt prune: --keep N is required\n");
         return EX_USAGE;
     }
-    if (ctx_connect(&c) < 0) {
+    if (ctx_connect(&c, pos) < 0) {
         ctx_close(&c);
         return EX_ERR;
     }
