@@ -199,6 +199,49 @@ ssize_t node_chunk_read(node_chunk_store *s, const struct node_chunk_key *key,
                         uint32_t offset, void *dst, uint32_t len,
                         uint64_t *out_gen, uint32_t *out_len);
 
+/* A chunk opened for reading (node_chunk_open_read).  A small value type
+ * so it can live on the caller's stack; fd and key are the store's. */
+struct node_chunk_reader {
+    struct node_chunk_info info; /* its verified header: read-only */
+    int fd;                      /* private */
+    struct node_chunk_key key;   /* private */
+};
+
+/**
+ * @brief Open a chunk and verify its header, key and file size, so that a
+ * caller can size its buffer from r->info.len and then read the same
+ * version with node_chunk_read_from(): one open, where a stat followed by
+ * a read needs two and may see two versions.  The open file keeps the
+ * version it opened even if a newer one is renamed over it meanwhile.
+ *
+ * @param[out] out  on success an open reader (close it with
+ *                  node_chunk_close_read()); on error closed (closing it
+ *                  again is a no-op)
+ * @return 0, or -EINVAL, -ENOENT, CKPT_E_TORN, CKPT_E_VERSION, -EOPNOTSUPP
+ *         (the last three logged at WARN), -EIO and other errno.
+ *         Thread-safe like node_chunk_read(); one reader is used by one
+ *         thread at a time.
+ */
+int node_chunk_open_read(node_chunk_store *s, const struct node_chunk_key *key,
+                         struct node_chunk_reader *out);
+
+/**
+ * @brief node_chunk_read() on an open reader: bytes [offset, offset + len)
+ * into dst after verifying the crc32c of the whole chunk.
+ * @param[out] out_crc  (may be NULL) the crc32c of the returned bytes: for
+ *                      the whole chunk the header's crc just verified (no
+ *                      second pass), for a range a pass over dst
+ * @return bytes copied, or -EINVAL, CKPT_E_TORN, CKPT_E_CRC (logged), -EIO,
+ *         -ENOMEM and other errno; the reader stays open either way.
+ */
+ssize_t node_chunk_read_from(node_chunk_store *s, struct node_chunk_reader *r,
+                             uint32_t offset, void *dst, uint32_t len,
+                             uint32_t *out_crc);
+
+/** @brief Close a reader from node_chunk_open_read(); NULL or an already
+ * closed reader is a no-op. */
+void node_chunk_close_read(struct node_chunk_reader *r);
+
 /**
  * @brief Read and verify a chunk's header (not its data).
  * @return 0 with *out filled, or -ENOENT, CKPT_E_TORN, CKPT_E_VERSION, -EIO.

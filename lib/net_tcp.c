@@ -12,6 +12,13 @@
  * connection (keep waiting) from a stall mid-message (fail); SO_SNDTIMEO
  * bounds a send to a peer that stopped reading.
  *
+ * Buffers: ckpt_net_buf_alloc() sizes of 2 MiB and up (a client's stripe
+ * buffers) are 2 MiB aligned and MADV_HUGEPAGE (see tcp_buf_alloc): a
+ * restore read passes each byte through such a buffer three times (recv,
+ * crc, the FUSE reply, which pins its source pages one by one); measured
+ * 2026-11-23 (2 vCPUs, loaded), the client's CPU per GiB read fell by about
+ * a fifth.  Smaller ones are page aligned.
+ *
  * Known limits: a thread per connection is fine for the hundreds of
  * connections of a node or client; an epoll loop would be the next step for
  * tens of thousands.
@@ -27,6 +34,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -415,10 +423,28 @@ static const char *tcp_peer(const struct ckpt_tconn *c)
     return c->peer;
 }
 
+/*
+ * Buffers of at least TCP_HUGE_LEN (a client's stripe buffers: k x 1 MiB
+ * chunks) are aligned to it and asked to be backed by transparent huge
+ * pages.  Every byte of a read crosses such a buffer three times (recv,
+ * crc, the FUSE reply's writev), and the writev pins its source pages one
+ * by one (get_user_pages): with 4 KiB pages that pinning alone was 6.5% of
+ * the samples in a profile of one node and the client during a cold
+ * restore read.  A kernel without THP (or with
+ * THP "never") just ignores the advice.  Pooled buffers are reused
+ * (net.c), so the one-time cost of building a huge page is amortised.
+ */
+#define TCP_HUGE_LEN ((size_t)2 << 20)
+
 static void *tcp_buf_alloc(void *ctx, size_t len)
 {
     (void)ctx;
-    return ckpt_aligned_alloc(4096, len);
+    if (len < TCP_HUGE_LEN)
+        return ckpt_aligned_alloc(4096, len);
+    void *p = ckpt_aligned_alloc(TCP_HUGE_LEN, len);
+    if (p)
+        (void)madvise(p, len & ~(TCP_HUGE_LEN - 1), MADV_HUGEPAGE); /* advice only */
+    return p;
 }
 
 static void tcp_buf_free(void *ctx, void *buf, size_t len)

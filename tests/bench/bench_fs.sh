@@ -14,6 +14,12 @@
 #   (c) restore read throughput, caches dropped (4 readers, and 1 reader)
 #   (d) degraded read throughput with one node killed -9, caches dropped
 #   and the peak resident memory of the ckptfs client against dirty_limit.
+#   For (c) and (d) also the CPU time the cluster's processes used per GiB
+#   read: on this 2-core machine shared with other work, the local
+#   filesystem's cold read swung between 1.2 and 2.9 GB/s from one run to
+#   the next (2026-11-23, load 17-20), so wall-clock ratios need several
+#   runs, while the CPU per GiB moved by a quarter at most.  The load
+#   average is printed at the start and the end.
 #
 # Cluster: ckpt-cluster, 6 nodes on loopback, 4+2, 1 MiB chunks, every
 # target on the same disk as the local-filesystem runs.  Each phase starts
@@ -111,24 +117,36 @@ write_phase() {
     W1=$(secs "$t0" "$t1"); S1=$(secs "$t0" "$t2")
 }
 
-# read_phase DIR: (c) MB/s with 4 readers, then 1 reader; sets globals.
+# cpu_ms_per_gib TICKS: CPU time (ms) per GiB of a phase of 4 * GIB GiB.
+cpu_ms_per_gib() { awk -v t="$1" -v g=$((GIB * 4)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1000 / hz / g }'; }
+
+# read_phase DIR: (c) MB/s with 4 readers, then 1 reader; sets globals,
+# and (ckptfs only) U4/U1, the CPU ms per GiB its processes used: on a
+# machine shared with other work the wall clock varies by 2x from run to
+# run, the CPU a read costs much less.
 read_phase() {
-    local d=$1 t0 t1 pids=() i
+    local d=$1 t0 t1 c0 c1 pids=() i
     drop
+    c0=$(cluster_ticks)
     t0=$(now)
     for i in 1 2 3 4; do dd if="$d/w$i" of=/dev/null bs=1M status=none & pids+=($!); done
     for p in "${pids[@]}"; do wait "$p"; done
     t1=$(now)
+    c1=$(cluster_ticks)
     R4=$(mbs $((GIB * 4 << 30)) "$(secs "$t0" "$t1")")
+    U4=$(cpu_ms_per_gib $((c1 - c0)))
     drop
+    c0=$(cluster_ticks)
     t0=$(now)
     dd if="$d/big" of=/dev/null bs=1M status=none
     t1=$(now)
+    c1=$(cluster_ticks)
     R1=$(mbs $((GIB * 4 << 30)) "$(secs "$t0" "$t1")")
+    U1=$(cpu_ms_per_gib $((c1 - c0)))
 }
 
 echo "ckptfs bench: 4 x ${GIB} GiB and 1 x $((4 * GIB)) GiB, dirty_limit=$DIRTY, $(nproc) cores, $(uname -r)"
-echo "  temp dir $T (on $(df -P "$T" | awk 'NR == 2 { print $1 }'))"
+echo "  temp dir $T (on $(df -P "$T" | awk 'NR == 2 { print $1 }')), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- local filesystem ----------------------------------------------------------
 mkdir -p "$LOCAL"
@@ -169,10 +187,10 @@ write_phase "$C/mnt"
 CW4=$W4 CS4=$S4 CW1=$W1 CS1=$S1
 quiet
 read_phase "$C/mnt"
-CR4=$R4 CR1=$R1
+CR4=$R4 CR1=$R1 CU4=$U4 CU1=$U1
 "$CC" -q kill "$C" node3
 read_phase "$C/mnt"
-DR4=$R4 DR1=$R1
+DR4=$R4 DR1=$R1 DU4=$U4 DU1=$U1
 PEAK=$(($(cat "$T/rss" 2>/dev/null || echo 0) / 1024))
 
 gib4=$((GIB * 4 << 30))
@@ -195,3 +213,5 @@ echo "targets: (a) <= 1.2 x nullfs; (b) throughput >= 0.6 x local x 4/6, i.e. ti
 echo "         (c) >= 0.7 x local; (d) >= 0.5 x (c); RSS <= dirty_limit + 256 MiB"
 b4=$(mbs "$gib4" "$CS4"); l4=$(mbs "$gib4" "$LS4")
 echo "(b) as throughput: ckptfs $b4 MB/s, local $l4 MB/s, target >= $(awk -v l="$l4" 'BEGIN { printf "%.0f", 0.6 * l * 4 / 6 }') MB/s"
+echo "(c)/(d) CPU of the cluster's processes per GiB read (ms): (c) $CU4 (4 readers), $CU1 (1 reader);"
+echo "        (d) $DU4, $DU1.  Load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"

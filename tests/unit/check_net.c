@@ -26,6 +26,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -1024,12 +1027,78 @@ START_TEST(hostile_rdma_peers_close_only_their_connection)
 }
 END_TEST
 
+/* VmFlags of the mapping holding p (from /proc/self/smaps), or "". */
+static void vma_flags(const void *p, char *dst, size_t cap)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    bool inside = false;
+    dst[0] = '\0';
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+            continue;
+        }
+        if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+            size_t n = strnlen(line + 8, cap - 1);
+            memcpy(dst, line + 8, n);
+            dst[n] = '\0';
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* TCP: stripe-sized buffers (>= 2 MiB) are 2 MiB aligned and advised to
+ * be huge pages (where THP is not disabled), smaller ones page aligned;
+ * both survive a trip through the pool unchanged. */
+START_TEST(tcp_big_buffers_are_huge_page_aligned)
+{
+    if (test_transport() != CKPT_TRANSPORT_TCP)
+        return;
+    long live0 = ckpt_alloc_live();
+    ckpt_net *n = mknet(7, "test-bufs");
+    uint8_t *big = ckpt_net_buf_alloc(n, 4 * MIB), *small = ckpt_net_buf_alloc(n, MIB);
+    ck_assert_ptr_nonnull(big);
+    ck_assert_ptr_nonnull(small);
+    ck_assert_uint_eq((uintptr_t)big % (2 * MIB), 0);
+    ck_assert_uint_eq((uintptr_t)small % 4096, 0);
+    memset(big, 0xa5, 4 * MIB);
+    memset(small, 0x5a, MIB);
+    char thp[128] = "";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f) {
+        if (!fgets(thp, sizeof(thp), f))
+            thp[0] = '\0';
+        fclose(f);
+    }
+    if (thp[0] && !strstr(thp, "[never]")) {
+        char flags[256];
+        vma_flags(big, flags, sizeof(flags));
+        ck_assert_msg(strstr(flags, " hg") != NULL, "no MADV_HUGEPAGE on the buffer: %s", flags);
+        vma_flags(big + 4 * MIB - 1, flags, sizeof(flags));
+        ck_assert_msg(strstr(flags, " hg") != NULL, "advice does not cover the end: %s", flags);
+    }
+    ckpt_net_buf_free(n, big, 4 * MIB);
+    ckpt_net_buf_free(n, small, MIB);
+    uint8_t *again = ckpt_net_buf_alloc(n, 3 * MIB); /* the same 4 MiB class */
+    ck_assert_ptr_nonnull(again);
+    ck_assert_uint_eq((uintptr_t)again % (2 * MIB), 0);
+    ckpt_net_buf_free(n, again, 3 * MIB);
+    ckpt_net_destroy(n);
+    ck_assert_int_eq(ckpt_alloc_live(), live0);
+}
+END_TEST
+
 Suite *net_suite(void)
 {
     Suite *s = suite_create("net");
     TCase *tc = tcase_create(ckpt_transport_name(test_transport()));
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, echo_roundtrip_1mib);
+    tcase_add_test(tc, tcp_big_buffers_are_huge_page_aligned);
     tcase_add_test(tc, ten_thousand_requests_64_in_flight);
     tcase_add_test(tc, wrong_key_refused);
     tcase_add_test(tc, timeout_then_late_reply_discarded);

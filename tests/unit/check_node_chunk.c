@@ -497,6 +497,89 @@ END_TEST
 
 /* ---- generations and client crc ----------------------------------------- */
 
+/* ---- one-open reader (node_chunk_open_read / _read_from) ------------------ */
+
+START_TEST(test_reader)
+{
+    struct env e;
+    struct node_chunk_reader r, r2;
+    struct node_chunk_key k = {.ino = 77, .stripe = 3, .index = 2};
+    struct node_chunk_key absent = {.ino = 77, .stripe = 4, .index = 2};
+    const uint32_t L = 300000;
+    char p[PATH_MAX];
+    uint32_t crc = 0;
+    long live0 = ckpt_alloc_live();
+
+    env_open(&e, NODE_CHUNK_SYNC_NEVER);
+    uint8_t *want = malloc(L), *got = malloc(L);
+    ck_assert_ptr_nonnull(want);
+    ck_assert_ptr_nonnull(got);
+    fill(want, L, &k, 5);
+    ck_assert_int_eq(put(e.s, &k, 5, want, L), 0);
+
+    /* Bad arguments and an absent chunk leave a closed reader. */
+    ck_assert_int_eq(node_chunk_open_read(NULL, &k, &r), -EINVAL);
+    ck_assert_int_eq(node_chunk_open_read(e.s, NULL, &r), -EINVAL);
+    ck_assert_int_eq(node_chunk_open_read(e.s, &k, NULL), -EINVAL);
+    ck_assert_int_eq(node_chunk_open_read(e.s, &absent, &r), -ENOENT);
+    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 0, got, L, &crc), -EINVAL);
+    node_chunk_close_read(&r);
+    node_chunk_close_read(NULL);
+
+    /* Whole chunk: the header's crc, equal to the bytes' crc. */
+    ck_assert_int_eq(node_chunk_open_read(e.s, &k, &r), 0);
+    ck_assert_uint_eq(r.info.gen, 5);
+    ck_assert_uint_eq(r.info.len, L);
+    ck_assert_uint_eq(r.info.crc, ckpt_crc32c(0, want, L));
+    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 0, got, L + 7, &crc), (ssize_t)L);
+    ck_assert_mem_eq(got, want, L);
+    ck_assert_uint_eq(crc, ckpt_crc32c(0, want, L));
+    /* A range: the crc of the range (computed, not the header's). */
+    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 1000, got, 5000, &crc), 5000);
+    ck_assert_mem_eq(got, want + 1000, 5000);
+    ck_assert_uint_eq(crc, ckpt_crc32c(0, want + 1000, 5000));
+    ck_assert_int_eq(node_chunk_read_from(e.s, &r, L, got, 10, &crc), 0);
+
+    /* A newer version renamed over it: the open reader keeps the version
+     * it opened, whole and verified; a new open sees the new one. */
+    ck_assert_int_eq(put_gen(e.s, &k, 6, L / 2), 0);
+    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 0, got, L, &crc), (ssize_t)L);
+    ck_assert_mem_eq(got, want, L);
+    ck_assert_uint_eq(crc, ckpt_crc32c(0, want, L));
+    node_chunk_close_read(&r);
+    node_chunk_close_read(&r); /* closing twice is a no-op */
+    ck_assert_int_eq(node_chunk_open_read(e.s, &k, &r2), 0);
+    ck_assert_uint_eq(r2.info.gen, 6);
+    ck_assert_uint_eq(r2.info.len, L / 2);
+    node_chunk_close_read(&r2);
+
+    /* Bit rot after the open: the header is fine, the read says CKPT_E_CRC
+     * (whole chunk and range alike) and never hands out a crc for it. */
+    ck_assert_int_eq(put(e.s, &k, 7, want, L), 0);
+    ck_assert_int_eq(node_chunk_open_read(e.s, &k, &r), 0);
+    chunk_file(&e, &k, p, sizeof(p));
+    flip_byte(p, NODE_CHUNK_DATA_OFF + L / 3);
+    int old_level = ckpt_log_level_cur;
+    ckpt_log_init(NULL, CKPT_LOG_LVL_ERR); /* the expected WARN lines */
+    crc = 0x5a5a5a5a;
+    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 0, got, L, &crc), CKPT_E_CRC);
+    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 0, got, 10, &crc), CKPT_E_CRC);
+    ck_assert_uint_eq(crc, 0x5a5a5a5a);
+    node_chunk_close_read(&r);
+
+    /* Truncated: refused at the open. */
+    ck_assert_int_eq(truncate(p, NODE_CHUNK_DATA_OFF + 10), 0);
+    ck_assert_int_eq(node_chunk_open_read(e.s, &k, &r), CKPT_E_TORN);
+    node_chunk_close_read(&r);
+    ckpt_log_init(NULL, old_level);
+
+    env_close(&e);
+    free(want);
+    free(got);
+    ck_assert_int_eq(ckpt_alloc_live(), live0);
+}
+END_TEST
+
 START_TEST(test_stale_and_client_crc)
 {
     struct env e;
@@ -1209,6 +1292,7 @@ Suite *node_chunk_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_roundtrip);
     tcase_add_test(tc, test_bad_args);
+    tcase_add_test(tc, test_reader);
     tcase_add_test(tc, test_torn_chunks);
     tcase_add_test(tc, test_stale_and_client_crc);
     tcase_add_test(tc, test_enospc_at_reserve);
