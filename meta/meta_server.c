@@ -54,6 +54,9 @@
 #include "log.h"
 #include "meta_server_int.h"
 
+/* How long a lone RELEASE waits for other ops to share its commit. */
+#define META_LINGER_US 200L
+
 /* ---- dispatch table ----------------------------------------------------- */
 
 static const struct meta_op_desc dispatch[] = {
@@ -325,6 +328,23 @@ static void *writer_main(void *arg)
         if (!srv->wq_head) {
             pthread_mutex_unlock(&srv->wq_lock);
             break;
+        }
+        /* A lone RELEASE (nobody waits for it: clients send it in the
+         * background after close) lingers up to META_LINGER_US for company:
+         * the same client's next CREATE usually follows within tens of
+         * microseconds, and then both share one LMDB commit. */
+        if (srv->wq_head == srv->wq_tail && srv->wq_head->type == &meta_wop_release &&
+            !srv->wq_stop) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += META_LINGER_US * 1000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            while (srv->wq_head == srv->wq_tail && !srv->wq_stop &&
+                   pthread_cond_timedwait(&srv->wq_cond, &srv->wq_lock, &ts) == 0)
+                ;
         }
         size_t cap = ops ? META_BATCH_MAX : 1;
         struct meta_wop *one = NULL;
