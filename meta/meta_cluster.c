@@ -16,7 +16,8 @@
  *
  *   Node states (memory; the epoch bumps on every change):
  *
- *     NODE_REGISTER ---> DOWN (registered, not heard yet)
+ *     NODE_REGISTER ---> DOWN (registered, not heard yet); an UP node
+ *         registering again unchanged (same address and targets) stays UP
  *         DOWN/OUT --first heartbeat (meta_di_heartbeat)--> UP
  *         UP --silent for down_after (meta_cluster_tick)--> DOWN
  *         DOWN --silent for out_after (meta_cluster_tick)--> OUT
@@ -452,6 +453,13 @@ static void reg_done(struct meta_server *srv, struct meta_wop *w)
         w->status = rc;
         return;
     }
+    /* A node that is UP (heard, or restored as UP after a ckpt-meta
+     * restart) and registers again at the same address with the same
+     * targets - it reconnected, or ckpt-meta restarted - stays UP: marking
+     * it DOWN until its next heartbeat made clients write around it. */
+    bool same = n->id == r->node_id && is_alive_state(n->state) && n->heard &&
+                !n->held_out && n->port == m->port && strcmp(n->host, m->host) == 0 &&
+                n->ntargets == m->n && memcmp(n->tids, r->tids, sizeof(n->tids)) == 0;
     /* Targets it no longer presents are detached (shown OUT). */
     for (uint32_t i = 0; i < n->ntargets; i++) {
         struct mtarget *t = target_get(cl, n->tids[i]);
@@ -468,8 +476,10 @@ static void reg_done(struct meta_server *srv, struct meta_wop *w)
     n->transports = m->transports;
     n->ntargets = m->n;
     memcpy(n->tids, r->tids, sizeof(n->tids));
-    n->state = n->held_out ? CKPT_NODE_OUT : CKPT_NODE_DOWN;
-    n->heard = false;
+    if (!same) {
+        n->state = n->held_out ? CKPT_NODE_OUT : CKPT_NODE_DOWN;
+        n->heard = false;
+    }
     n->last_seen_ns = ckpt_now_ns();
     for (uint32_t i = 0; i < m->n; i++) {
         struct mtarget *t = target_get(cl, r->tids[i]);
@@ -487,9 +497,10 @@ static void reg_done(struct meta_server *srv, struct meta_wop *w)
     resp.n = m->n;
     memcpy(resp.target_ids, r->tids, sizeof(resp.target_ids));
     pthread_mutex_unlock(&srv->cl_lock);
-    CKPT_LOG_INFO("node %u (%s, %s:%u%s%s) registered with %u target(s); epoch %llu",
+    CKPT_LOG_INFO("node %u (%s, %s:%u%s%s) registered with %u target(s)%s; epoch %llu",
                   r->node_id, m->name, m->host, m->port, m->rack[0] ? ", rack " : "", m->rack,
-                  m->n, (unsigned long long)resp.epoch);
+                  m->n, same ? " again, unchanged: it is UP" : "",
+                  (unsigned long long)resp.epoch);
     w->reply.len = 0;
     (void)ckpt_msg_node_register_resp_encode(&w->reply, &resp);
 }

@@ -1331,7 +1331,9 @@ static bool cc_node_is_up(const struct ckpt_msg_cluster_map_resp *m, const struc
 {
     for (uint32_t i = 0; i < m->n_nodes; i++) {
         const struct ckpt_map_node *n = &m->nodes[i];
-        if (strcmp(n->name, p->name) != 0 || n->port != p->port || n->state != CKPT_NODE_UP)
+        /* DRAINING is up too (serving, only avoided by placement). */
+        if (strcmp(n->name, p->name) != 0 || n->port != p->port ||
+            (n->state != CKPT_NODE_UP && n->state != CKPT_NODE_DRAINING))
             continue;
         if (!heard_after_ns)
             return true;

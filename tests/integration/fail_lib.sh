@@ -82,8 +82,9 @@ rebuild_settled() {
 log_lines() { wc -l <"$1" 2>/dev/null || echo 0; }
 # log_since FILE LINE PATTERN: a line after LINE matches PATTERN.
 log_since() { tail -n +"$(($2 + 1))" "$1" 2>/dev/null | grep -Eq -- "$3"; }
-# ups_since FILE LINE N: at least N "is UP" lines after LINE.
-ups_since() { [ "$(tail -n +"$(($2 + 1))" "$1" 2>/dev/null | grep -c ') is UP')" -ge "$3" ]; }
+# ups_since FILE LINE N: at least N nodes UP ("is UP", or registered again
+# unchanged: "it is UP") after LINE.
+ups_since() { [ "$(tail -n +"$(($2 + 1))" "$1" 2>/dev/null | grep -cE '\) is UP|: it is UP')" -ge "$3" ]; }
 
 # check_files: every file of $T/src reads back bit-exact through the mount.
 check_files() {

@@ -7,6 +7,7 @@
 #   - the pending commit survives it: ckpt sends it again to the new
 #     ckpt-meta, which waits for the writer, and it completes once the
 #     writer closes (exit 0);
+#   - the nodes stay UP for the mount across the restart;
 #   - after the restart the checkpoint is WRITING or COMMITTED, never in
 #     between: when the killed commit did not finish, the files inside are
 #     still writable (no half-applied immutability);
@@ -52,6 +53,10 @@ STEP=kill-meta
 off=$(log_lines "$C/logs/meta.log")
 "$CC" -q start "$C" meta --timeout 60 7>&- || die "restarting ckpt-meta failed"
 wait_for 30 ups_since "$C/logs/meta.log" "$off" 6 || fail "nodes not UP again after the restart"
+# The restarted ckpt-meta keeps the nodes UP while they register again
+# (they retry within a heartbeat): the mount never sees them DOWN.
+grep "is DOWN" "$C/logs/ckptfs.log" | head -3 | grep . &&
+    fail "the mount saw nodes DOWN across the ckpt-meta restart"
 
 STEP=first-commit-ends
 # It may retry against the new ckpt-meta and keep waiting for the writer,
