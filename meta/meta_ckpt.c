@@ -567,6 +567,44 @@ bool meta_ckpt_immutable(struct meta_server *srv, MDB_txn *txn, uint64_t ino)
     return mdb_get(txn, srv->ck->dbi_imm, &k, &v) == 0;
 }
 
+int meta_ckpt_rank(struct meta_server *srv, MDB_txn *txn, uint64_t ino, uint64_t *io_dir,
+                   int *io_rank)
+{
+    uint8_t kb[8];
+    MDB_val k = {sizeof(kb), kb}, v;
+    if (!srv->ck)
+        return META_CKPT_RANK_OTHER;
+    put_be64(kb, ino);
+    if (mdb_get(txn, srv->ck->dbi_imm, &k, &v) != 0 || v.mv_size != 8)
+        return META_CKPT_RANK_OTHER;
+    uint64_t dir = get_be64(v.mv_data);
+    if (io_dir && *io_dir == dir)
+        return *io_rank; /* the caller's memo: same checkpoint as last time */
+    int rank = META_CKPT_RANK_OTHER;
+    struct ck_reg reg, sib;
+    struct meta_attr a, ca;
+    struct ck_ents e;
+    if (reg_get(srv, txn, dir, &reg) == 0 && reg.state == CKPT_CKPT_COMMITTED &&
+        meta_store_getattr(txn, dir, &a) == 0 && list_dir(txn, a.parent, &e) == 0) {
+        rank = META_CKPT_RANK_NEWEST;
+        for (size_t i = 0; i < e.n && rank == META_CKPT_RANK_NEWEST; i++) {
+            if (e.v[i].ino == dir || meta_store_getattr(txn, e.v[i].ino, &ca) < 0 ||
+                !S_ISDIR(ca.mode) || reg_get(srv, txn, e.v[i].ino, &sib) < 0)
+                continue;
+            if (sib.state == CKPT_CKPT_COMMITTED &&
+                (sib.committed_at > reg.committed_at ||
+                 (sib.committed_at == reg.committed_at && e.v[i].ino > dir)))
+                rank = META_CKPT_RANK_SUPERSEDED;
+        }
+        ckpt_free(e.v);
+    }
+    if (io_dir) {
+        *io_dir = dir;
+        *io_rank = rank;
+    }
+    return rank;
+}
+
 /* ---- read requests ------------------------------------------------------------------------ */
 
 /* The name of dir in its parent (directories know their parent). */

@@ -92,11 +92,17 @@
  *   destination's node is OUT or unknown (removed) is dropped by
  *   plan_prune (a drain plans it again).
  *
+ *   Order.  TASK_FETCH hands a node its tasks by urgency
+ *   (meta_ckpt_rank): files of the newest COMMITTED checkpoint of each job
+ *   (what a restart reads) first, then files outside committed
+ *   checkpoints, then files of superseded checkpoints; within a rank in
+ *   (target, inode) order.  Nodes run what they fetched in that order.
+ *
  *   Known limits.  Planning walks the tindex of each OUT target and the
- *   whole degraded table on every run, and TASK_FETCH walks the task table:
- *   O(files on lost targets + tasks) per second.  The checkpoint registry
- *   (issue 7) does not exist yet, so tasks run in (target, inode) order,
- *   not newest-committed-checkpoint first.
+ *   whole degraded table on every run, and TASK_FETCH walks the task table
+ *   (until it has a full answer of the first rank): O(files on lost
+ *   targets + tasks) per second; ranking lists the job directory of each
+ *   checkpoint met (memoized per run of equal checkpoints).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -920,10 +926,19 @@ void meta_di_task_fetch(struct meta_server *srv, struct ckpt_req *req)
     }
     ckpt_wbuf_init(&wb, buf, sizeof(buf));
     r.tasks = ckpt_calloc(m.max, sizeof(*r.tasks));
-    if (!r.tasks) {
+    /* Candidates by urgency (meta_ckpt_rank): the newest committed
+     * checkpoints' files first, superseded checkpoints' last. */
+    struct ckpt_task *rk[META_CKPT_RANKS] = {0};
+    uint32_t nrk[META_CKPT_RANKS] = {0};
+    for (int i = 1; i < META_CKPT_RANKS; i++)
+        rk[i] = ckpt_calloc(m.max, sizeof(*rk[i]));
+    rk[0] = r.tasks;
+    if (!r.tasks || !rk[1] || !rk[2]) {
         rc = -ENOMEM;
         goto out;
     }
+    uint64_t memo_dir = 0;
+    int memo_rank = 0;
     pthread_mutex_lock(&srv->rb->lock);
     uint64_t move_rate = srv->rb->max_rate_bps;
     uint32_t nodes = srv->rb->move_dst_nodes;
@@ -943,7 +958,7 @@ void meta_di_task_fetch(struct meta_server *srv, struct ckpt_req *req)
         rc = meta_store_errno(mdb_cursor_open(txn, srv->rb->dbi_task, &cur));
     if (rc == 0)
         rc = meta_store_errno(mdb_cursor_get(cur, &k, &v, MDB_FIRST));
-    while (rc == 0 && r.n < m.max) {
+    while (rc == 0 && nrk[0] < m.max) {
         struct task_val tv;
         uint32_t node, state;
         uint16_t port;
@@ -952,16 +967,24 @@ void meta_di_task_fetch(struct meta_server *srv, struct ckpt_req *req)
             node == m.node_id) {
             uint32_t tid = get_be32(k.mv_data);
             uint64_t ino = get_be64((const uint8_t *)k.mv_data + 4);
-            if (fill_task(srv, txn, tid, ino, &tv, move_rate, &r.tasks[r.n]) == 0)
-                r.n++;
+            int rank = meta_ckpt_rank(srv, txn, ino, &memo_dir, &memo_rank);
+            if (nrk[rank] < m.max &&
+                fill_task(srv, txn, tid, ino, &tv, move_rate, &rk[rank][nrk[rank]]) == 0)
+                nrk[rank]++;
         }
         rc = meta_store_errno(mdb_cursor_get(cur, &k, &v, MDB_NEXT));
     }
     if (rc == -ENOENT)
         rc = 0;
+    r.n = nrk[0];
+    for (int i = 1; i < META_CKPT_RANKS; i++)
+        for (uint32_t j = 0; j < nrk[i] && r.n < m.max; j++)
+            r.tasks[r.n++] = rk[i][j];
     if (rc == 0)
         rc = ckpt_msg_task_fetch_resp_encode(&wb, &r);
 out:
+    for (int i = 1; i < META_CKPT_RANKS; i++)
+        ckpt_free(rk[i]);
     if (cur)
         mdb_cursor_close(cur);
     meta_store_txn_abort(txn);

@@ -417,6 +417,15 @@ void meta_ckpt_fini(struct meta_server *srv);
 /** True when ino is inside a COMMITTED checkpoint: namespace ops that
  *  would change it answer -EROFS. */
 bool meta_ckpt_immutable(struct meta_server *srv, MDB_txn *txn, uint64_t ino);
+/* How urgent restoring redundancy of file ino is, for the rebuild order:
+ * a file of the newest COMMITTED checkpoint of its job (the one a restart
+ * reads) first, files outside committed checkpoints next, files of older,
+ * superseded checkpoints last.  io_dir/io_rank (may be NULL) memoize the
+ * answer for the last checkpoint directory seen. */
+enum { META_CKPT_RANK_NEWEST = 0, META_CKPT_RANK_OTHER = 1, META_CKPT_RANK_SUPERSEDED = 2,
+       META_CKPT_RANKS = 3 };
+int meta_ckpt_rank(struct meta_server *srv, MDB_txn *txn, uint64_t ino, uint64_t *io_dir,
+                   int *io_rank);
 void meta_ckpt_di_commit(struct meta_server *, struct ckpt_req *);
 int meta_ckpt_rd_list(struct meta_server *, MDB_txn *, const struct ckpt_req *, struct ckpt_wbuf *);
 int meta_ckpt_rd_info(struct meta_server *, MDB_txn *, const struct ckpt_req *, struct ckpt_wbuf *);

@@ -18,6 +18,7 @@
  */
 #include <fcntl.h>
 
+#include "cclient.h"
 #include "check_meta_fixture.h"
 #include "msg_admin.h"
 #include "msg_task.h"
@@ -194,6 +195,94 @@ static bool deleted_on(uint32_t tid, uint64_t ino)
     pthread_mutex_unlock(&F.lock);
     return found;
 }
+
+/* Rebuild order: a node fetches the tasks of files of the newest
+ * committed checkpoint of a job first, files outside checkpoints next,
+ * files of the older (superseded) checkpoint last. */
+START_TEST(test_rebuild_order_newest_checkpoint_first)
+{
+    ckpt_cclient *cc = NULL;
+    struct ckpt_ckpt_info info;
+    struct ckpt_attr job, s1, s2;
+    enum { PER = 12 };
+    uint64_t inos[3 * PER];
+    int ranks[3 * PER];
+
+    mfx_simple_cluster(7);
+    ck_assert_int_eq(ckpt_cclient_create(F.net, "127.0.0.1", F.port, &cc), 0);
+    ck_assert_int_eq(ckpt_mclient_mkdir(F.mc, META_ROOT_INO, "job", 0755, 0, 0, &job), 0);
+    ck_assert_int_eq(ckpt_mclient_mkdir(F.mc, job.ino, "step-1", 0755, 0, 0, &s1), 0);
+    ck_assert_int_eq(ckpt_mclient_mkdir(F.mc, job.ino, "step-2", 0755, 0, 0, &s2), 0);
+    /* Empty files: chunks need no nodes here, tasks are planned all the same. */
+    for (int i = 0; i < 3 * PER; i++) {
+        struct ckpt_msg_open_resp o;
+        struct ckpt_msg_release r;
+        char name[16];
+        uint64_t dir = i < PER ? s1.ino : i < 2 * PER ? s2.ino : META_ROOT_INO;
+        snprintf(name, sizeof(name), "f%d", i);
+        ck_assert_int_eq(ckpt_mclient_create_file(F.mc, dir, name, 0644, 0, 0,
+                                                  O_CREAT | O_WRONLY, &o), 0);
+        memset(&r, 0, sizeof(r));
+        r.ino = o.attr.ino;
+        r.handle = o.handle;
+        r.session = ckpt_mclient_session(F.mc);
+        r.wrote = 1;
+        r.mtime_sec = 1700000000;
+        ck_assert_int_eq(ckpt_mclient_release(F.mc, &r), 0);
+        inos[i] = o.attr.ino;
+        ranks[i] = i < PER ? 2 : i < 2 * PER ? 0 : 1;
+    }
+    ck_assert_int_eq(ckpt_cclient_commit(cc, s1.ino, 5000, 0, &info), 0);
+    mfx_sleep_ms(1100); /* committed_at has a 1 s resolution */
+    ck_assert_int_eq(ckpt_cclient_commit(cc, s2.ino, 5000, 0, &info), 0);
+
+    mfx_set_alive(0, 0);
+    MFX_WAIT_FOR(mfx_node_state(F.nodes[0].id) == CKPT_NODE_OUT, 3000);
+    ck_assert_uint_eq(mfx_node_state(F.nodes[0].id), CKPT_NODE_OUT);
+    /* Every node's answer is in rank order; some node mixes ranks. */
+    bool mixed = false;
+    uint32_t seen = 0;
+    uint64_t t0 = mfx_ms();
+    while (mfx_ms() - t0 < 5000 && !mixed) {
+        seen = 0;
+        for (int n = 1; n < F.nnodes; n++) {
+            struct ckpt_msg_task_fetch_resp r;
+            struct ckpt_msg_task_fetch m = {.node_id = F.nodes[n].id, .max = 64};
+            uint8_t buf[32];
+            struct ckpt_wbuf w;
+            struct ckpt_call call;
+            ckpt_wbuf_init(&w, buf, sizeof(buf));
+            ck_assert_int_eq(ckpt_msg_task_fetch_encode(&w, &m), 0);
+            ck_assert_int_eq(mfx_call(CKPT_OP_TASK_FETCH, &w, &call), 0);
+            ck_assert_int_eq(ckpt_msg_task_fetch_resp_decode(call.resp_body,
+                                                             call.resp_body_len, &r), 0);
+            ckpt_call_release(&call);
+            ckpt_wbuf_free(&w);
+            int last = 0, first = -1;
+            for (uint32_t j = 0; j < r.n; j++) {
+                int rk = -1;
+                for (int i = 0; i < 3 * PER; i++)
+                    if (inos[i] == r.tasks[j].ino)
+                        rk = ranks[i];
+                ck_assert_int_ge(rk, 0);
+                ck_assert_msg(rk >= last, "node %d: task %u of rank %d after rank %d", n, j,
+                              rk, last);
+                last = rk;
+                if (first < 0)
+                    first = rk;
+                mixed |= rk != first;
+            }
+            seen += r.n;
+            ckpt_msg_task_fetch_resp_free(&r);
+        }
+        if (!mixed)
+            mfx_sleep_ms(100);
+    }
+    ck_assert_uint_gt(seen, 0);
+    ck_assert_msg(mixed, "no node had tasks of two ranks (%u tasks)", seen);
+    ckpt_cclient_destroy(cc);
+}
+END_TEST
 
 START_TEST(test_rebuild_plan_fetch_swap)
 {
@@ -573,6 +662,7 @@ Suite *meta_rebuild_suite(void)
     tcase_add_test(tc, test_rebuild_plan_fetch_swap);
     tcase_add_test(tc, test_tasks_survive_restart);
     tcase_add_test(tc, test_degraded_becomes_repair);
+    tcase_add_test(tc, test_rebuild_order_newest_checkpoint_first);
     suite_add_tcase(s, tc);
     TCase *td = tcase_create("drain");
     tcase_add_unchecked_fixture(td, mfx_root_setup, mfx_root_teardown);
