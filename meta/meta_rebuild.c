@@ -9,7 +9,9 @@
  *   Tasks (LMDB table "rb.task", so a restart of ckpt-meta resumes them):
  *     key   lost_tid (be32) + ino (be64)
  *     value version 1 (u8), kind (u8), new_tid (le32), attempts (le32),
- *           stripe_lo (le64), stripe_hi (le64)
+ *           stripe_lo (le64), stripe_hi (le64); version 2 adds
+ *           not_before (le64, realtime seconds: a failed task is handed
+ *           out again only from then on, backing off 2 s .. 30 s)
  *   One task per (target, file): REBUILD recreates every chunk the file
  *   keeps on lost_tid (a target of an OUT node) onto new_tid, a target of an
  *   UP node in a failure domain the file does not use yet, picked weighted
@@ -24,6 +26,7 @@
  *     (none) --plan_apply: OUT target in tindex--------> REBUILD
  *     (none) --plan_apply: degraded stripe, target UP---> REPAIR
  *     REPAIR --plan_apply: its target went OUT----------> REBUILD
+ *     REPAIR --task_done_apply: -ENOSPC on its target----> REBUILD elsewhere
  *     any    --plan_apply: inode gone / tid not in layout-> (none)
  *     REBUILD --task_done_apply ok: layout swap---------> (none)
  *     REPAIR  --task_done_apply ok: range covered-------> (none)
@@ -154,7 +157,14 @@ struct task_val {
     uint32_t new_tid;
     uint32_t attempts;
     uint64_t lo, hi;
+    int64_t not_before;           /* realtime s: failed, retried from then on */
 };
+
+/* A failed task waits 2, 4, 8, 16, then 30 s before it is handed out again. */
+static int64_t retry_delay_s(uint32_t attempts)
+{
+    return attempts >= 5 ? 30 : (int64_t)1 << attempts;
+}
 
 /* ---- encoding ----------------------------------------------------------------- */
 
@@ -201,7 +211,8 @@ static uint64_t get_le(const uint8_t *p, int n)
 }
 
 #define TASK_KEY_LEN 12
-#define TASK_VAL_LEN 26
+#define TASK_VAL_LEN_V1 26
+#define TASK_VAL_LEN 34
 
 static void task_key(uint8_t kb[TASK_KEY_LEN], uint32_t tid, uint64_t ino)
 {
@@ -212,13 +223,16 @@ static void task_key(uint8_t kb[TASK_KEY_LEN], uint32_t tid, uint64_t ino)
 static int task_decode(const MDB_val *v, struct task_val *out)
 {
     const uint8_t *p = v->mv_data;
-    if (v->mv_size != TASK_VAL_LEN || p[0] != 1 || p[1] >= CKPT_TASK_NKINDS)
+    if (!((v->mv_size == TASK_VAL_LEN_V1 && p[0] == 1) ||
+          (v->mv_size == TASK_VAL_LEN && p[0] == 2)) ||
+        p[1] >= CKPT_TASK_NKINDS)
         return -EIO;
     out->kind = p[1];
     out->new_tid = (uint32_t)get_le(p + 2, 4);
     out->attempts = (uint32_t)get_le(p + 6, 4);
     out->lo = get_le(p + 10, 8);
     out->hi = get_le(p + 18, 8);
+    out->not_before = p[0] == 2 ? (int64_t)get_le(p + 26, 8) : 0;
     return 0;
 }
 
@@ -238,12 +252,13 @@ static int task_put(struct meta_server *srv, MDB_txn *txn, uint32_t tid, uint64_
     uint8_t kb[TASK_KEY_LEN], vb[TASK_VAL_LEN];
     MDB_val k = {sizeof(kb), kb}, v = {sizeof(vb), vb};
     task_key(kb, tid, ino);
-    vb[0] = 1;
+    vb[0] = 2;
     vb[1] = t->kind;
     put_le(vb + 2, t->new_tid, 4);
     put_le(vb + 6, t->attempts, 4);
     put_le(vb + 10, t->lo, 8);
     put_le(vb + 18, t->hi, 8);
+    put_le(vb + 26, (uint64_t)t->not_before, 8);
     return meta_store_errno(mdb_put(txn, srv->rb->dbi_task, &k, &v, 0));
 }
 
@@ -731,7 +746,29 @@ static int done_apply(struct meta_server *srv, MDB_txn *txn, struct meta_wop *w)
         return rc;
     if (m->status < 0) {
         t.attempts++;
+        t.not_before = (int64_t)meta_now().tv_sec + retry_delay_s(t.attempts);
         w->result[0] = 3;
+        if (t.kind == CKPT_TASK_REPAIR && m->status == -ENOSPC &&
+            meta_store_layout_get(txn, m->ino, &l) == 0 && slot_of(&l, m->lost_tid) >= 0) {
+            /* The target is full: repairing onto it cannot succeed.  Rebuild
+             * the slot onto another target instead (decoded from the
+             * others); the layout swap then frees the full one. */
+            uint32_t used[CKPT_LAYOUT_MAX_WIDTH], nt = 0;
+            for (int i = 0; i < l.width; i++)
+                used[i] = l.targets[i];
+            if (meta_cluster_pick_replacement(srv, used, (size_t)l.width, l.chunk_size,
+                                              &nt) == 0) {
+                CKPT_LOG_WARN("repair of inode %llu onto target %u: no space there; "
+                              "rebuilding that slot onto target %u instead",
+                              (unsigned long long)m->ino, m->lost_tid, nt);
+                t.kind = CKPT_TASK_REBUILD;
+                t.new_tid = nt;
+                t.lo = 0;
+                t.hi = UINT64_MAX;
+                t.attempts = 0;
+                t.not_before = 0;
+            }
+        }
         return task_put(srv, txn, m->lost_tid, m->ino, &t);
     }
     rc = meta_store_getattr(txn, m->ino, &a);
@@ -860,6 +897,8 @@ static int fill_task(struct meta_server *srv, MDB_txn *txn, uint32_t tid, uint64
                      const struct task_val *tv, uint64_t move_rate, struct ckpt_task *out)
 {
     struct meta_attr a;
+    if (tv->not_before && tv->not_before > (int64_t)meta_now().tv_sec)
+        return -EAGAIN; /* failed lately: backing off */
     if (tv->kind == CKPT_TASK_MOVE &&
         (meta_sess_ino_open(srv, ino) || meta_sess_ino_writing(srv, ino)))
         return -EAGAIN; /* moved once nobody has it open */

@@ -13,7 +13,10 @@
 #   intact    every file that was written (closed without error) reads
 #             back bit-exact, and the daemons are still running;
 #   reclaim   deleting files frees space on node1/node2 (deletion queue),
-#             and new files can be written again.
+#             new files can be written again, and the stripes written
+#             degraded are repaired (every stripe back at 6 chunks).  (A
+#             repair whose target stays full is rebuilt elsewhere when the
+#             file has a free failure domain: check_meta_rebuild.)
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/fail_lib.sh
@@ -106,5 +109,10 @@ wait_for 30 has_room || fail "deleting 40 files freed no space on node2"
 again() { wrote "again" && cmp -s "$T/src/again" "$C/mnt/again"; }
 wait_for 20 again || fail "writing after the deletion failed: $(cat "$T/dd.err")"
 check_files || fail "files differ at the end"
+# Stripes written degraded while a target filled up are repaired once it
+# has room again (failed repairs back off, 2 s .. 30 s).
+NODES7="node1 node2 node3 node4 node5 node6 node7"
+wait_for 90 stripes_full 6 $NODES7 ||
+    fail "stripes without 6 chunks: $(per_stripe $NODES7 | awk '$1 != 6' | head -5 | tr '\n' ' ')"
 
 [ "$FAILS" = 0 ] && echo "test_fail_full: ok" || { echo "test_fail_full: $FAILS failure(s)"; exit 1; }

@@ -463,6 +463,75 @@ START_TEST(test_degraded_becomes_repair)
 }
 END_TEST
 
+/* A repair whose target is full (the node answers -ENOSPC) becomes a
+ * rebuild of that slot onto a target in an unused failure domain, handed
+ * out only after a back-off; once done, the layout no longer names the
+ * full target. */
+START_TEST(test_repair_on_full_target_moves)
+{
+    struct ckpt_msg_open_resp o;
+    struct ckpt_msg_task_fetch_resp r = {0};
+
+    mfx_simple_cluster(8);
+    make_file("full", 4u << 20, &o);
+    struct ckpt_degraded_stripe ds = {.stripe = 0, .missing_mask = 1u << 2};
+    struct ckpt_msg_degraded d = {.ino = o.attr.ino, .data_gen = o.attr.data_gen, .n = 1,
+                                  .stripes = &ds};
+    ck_assert_int_eq(ckpt_mclient_degraded(F.mc, &d), 0);
+    uint32_t tfull = o.layout.targets[ckpt_layout_slot(&o.layout, 0, 2)];
+    int nfull = node_of_tid(tfull);
+    struct ckpt_task t;
+    bool got = false;
+    uint64_t t0 = mfx_ms();
+    while (!got && mfx_ms() - t0 < 5000) {
+        ck_assert_int_eq(fetch(F.nodes[nfull].id, &r), 0);
+        if (r.n == 1) {
+            t = r.tasks[0];
+            got = true;
+        }
+        ckpt_msg_task_fetch_resp_free(&r);
+        if (!got)
+            mfx_sleep_ms(50);
+    }
+    ck_assert(got);
+    ck_assert_uint_eq(t.kind, CKPT_TASK_REPAIR);
+    ck_assert_int_eq(done(&t, t.new_tid, -ENOSPC), 0);
+    /* Now a rebuild onto another node, handed out at once. */
+    int who = fetch_any(&r);
+    ck_assert_int_ge(who, 0);
+    ck_assert_uint_eq(r.n, 1);
+    struct ckpt_task rb = r.tasks[0];
+    ckpt_msg_task_fetch_resp_free(&r);
+    /* A failed attempt backs off: not handed out again for a while. */
+    ck_assert_int_eq(done(&rb, rb.new_tid, -EIO), 0);
+    ck_assert_int_eq(fetch_any(&r), -1);
+    t0 = mfx_ms();
+    int again = -1;
+    while (again < 0 && mfx_ms() - t0 < 6000) {
+        mfx_sleep_ms(200);
+        again = fetch_any(&r);
+    }
+    ck_assert_int_eq(again, who);
+    ck_assert_uint_ge(mfx_ms() - t0, 800);
+    ckpt_msg_task_fetch_resp_free(&r);
+    ck_assert_uint_eq(rb.kind, CKPT_TASK_REBUILD);
+    ck_assert_uint_eq(rb.lost_tid, tfull);
+    ck_assert_uint_ne(rb.new_tid, tfull);
+    for (int i = 0; i < o.layout.width; i++)
+        ck_assert_int_ne(node_of_tid(o.layout.targets[i]), who);
+    ck_assert_int_eq(done(&rb, rb.new_tid, 0), 0);
+    struct ckpt_msg_open_resp o2;
+    ck_assert_int_eq(ckpt_mclient_open(F.mc, o.attr.ino, O_RDONLY, &o2), 0);
+    bool names_full = false, names_new = false;
+    for (int i = 0; i < o2.layout.width; i++) {
+        names_full |= o2.layout.targets[i] == tfull;
+        names_new |= o2.layout.targets[i] == rb.new_tid;
+    }
+    ck_assert(!names_full);
+    ck_assert(names_new);
+}
+END_TEST
+
 START_TEST(test_drain_move_remove)
 {
     struct ckpt_msg_open_resp o;
@@ -663,6 +732,7 @@ Suite *meta_rebuild_suite(void)
     tcase_add_test(tc, test_tasks_survive_restart);
     tcase_add_test(tc, test_degraded_becomes_repair);
     tcase_add_test(tc, test_rebuild_order_newest_checkpoint_first);
+    tcase_add_test(tc, test_repair_on_full_target_moves);
     suite_add_tcase(s, tc);
     TCase *td = tcase_create("drain");
     tcase_add_unchecked_fixture(td, mfx_root_setup, mfx_root_teardown);
