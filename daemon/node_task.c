@@ -15,6 +15,9 @@
  *                  reports (node_task_bad_chunk, called by the CHUNK_READ
  *                  path on a crc failure) as DEGRADED messages, so bit rot
  *                  found by any read becomes a REPAIR task at ckpt-meta.
+ *                  A chunk is reported at most once a minute (ring of the
+ *                  last TASK_BAD_RECENT reports): a stripe that cannot be
+ *                  repaired, read again and again, does not flood meta.
  *   t->lock protects queue, known set and stop; t->peer_lock (a leaf)
  *   protects the peer cache.  Lock order: lock, then peer_lock (never held
  *   together in practice).
@@ -71,6 +74,8 @@
 #define TASK_READ_TIMEOUT_MS 15000u
 #define TASK_MAX_WORKERS 16u
 #define TASK_BAD_MAX 64u
+#define TASK_BAD_RECENT 256u
+#define TASK_BAD_QUIET_NS (60ull * 1000000000ull) /* one report per chunk a minute */
 
 struct tkey {
     uint32_t tid;
@@ -106,6 +111,15 @@ struct node_task {
         uint64_t gen;
     } bad[TASK_BAD_MAX];                       /* protected by lock */
     uint32_t nbad;                             /* protected by lock */
+    /* Reports sent lately: a chunk read again and again (a stripe that
+     * cannot be repaired, a reader retrying) is reported once per
+     * TASK_BAD_QUIET_NS, not at every read.  A ring, protected by lock. */
+    struct {
+        uint32_t tid;
+        struct node_chunk_key key;
+        uint64_t gen, at_ns;
+    } sent[TASK_BAD_RECENT];
+    uint32_t nsent_next;
 
     pthread_mutex_t peer_lock;
     struct tpeer peers[TASK_PEERS_MAX];        /* protected by peer_lock */
@@ -674,6 +688,12 @@ void node_task_bad_chunk(node_task *t, uint32_t tid, const struct node_chunk_key
     for (uint32_t i = 0; i < t->nbad && !queued; i++)
         queued = t->bad[i].tid == tid && t->bad[i].key.ino == key->ino &&
                  t->bad[i].key.stripe == key->stripe && t->bad[i].key.index == key->index;
+    uint64_t now = ckpt_now_ns();
+    for (uint32_t i = 0; i < TASK_BAD_RECENT && !queued; i++)
+        queued = t->sent[i].at_ns && now - t->sent[i].at_ns < TASK_BAD_QUIET_NS &&
+                 t->sent[i].tid == tid && t->sent[i].gen == gen &&
+                 t->sent[i].key.ino == key->ino && t->sent[i].key.stripe == key->stripe &&
+                 t->sent[i].key.index == key->index;
     bool room = t->nbad < TASK_BAD_MAX;
     if (!queued && room) {
         t->bad[t->nbad].tid = tid;
@@ -728,6 +748,11 @@ static void send_bad(struct node_task *t)
                       "to ckpt-meta for repair", tid, (unsigned long long)key.ino,
                       (unsigned long long)key.stripe, key.index, (unsigned long long)gen);
         pthread_mutex_lock(&t->lock);
+        uint32_t r = t->nsent_next++ % TASK_BAD_RECENT;
+        t->sent[r].tid = tid;
+        t->sent[r].key = key;
+        t->sent[r].gen = gen;
+        t->sent[r].at_ns = ckpt_now_ns();
         for (uint32_t i = 0; i < t->nbad; i++)
             if (t->bad[i].tid == tid && t->bad[i].key.ino == key.ino &&
                 t->bad[i].key.stripe == key.stripe && t->bad[i].key.index == key.index) {
