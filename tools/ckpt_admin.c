@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -605,6 +606,75 @@ static int cmd_df(struct ctx *c, const char *by)
     return EX_OK;
 }
 
+/* ---- this machine's mounts ------------------------------------------------------------ */
+
+/* One ckptfs mount on this machine whose connections (its root's
+ * user.ckptfs.connections, fs_map_describe) name nodes of this cluster. */
+struct local_mount {
+    char point[PATH_MAX];
+    uint32_t n, rdma, tcp, none;
+    struct {
+        uint32_t node;
+        char transport[8];
+    } c[256];
+};
+
+/* The ckptfs mounts of this cluster here (fstype fuse*, and every node
+ * line's id and address as in the map).  @return how many, at most max. */
+static size_t local_mounts(const struct ckpt_msg_cluster_map_resp *m, struct local_mount *out,
+                           size_t max)
+{
+    FILE *f = fopen(CKPT_TOOLDISC_MOUNTINFO, "r");
+    char line[2 * PATH_MAX + 512];
+    size_t n = 0;
+    char *buf = ckpt_malloc(64u << 10);
+    if (!f || !buf) {
+        if (f)
+            fclose(f);
+        ckpt_free(buf);
+        return 0;
+    }
+    while (n < max && fgets(line, sizeof(line), f)) {
+        struct ckpt_tooldisc_mount mt;
+        if (ckpt_tooldisc_parse_line(line, &mt) < 0 || strncmp(mt.fstype, "fuse", 4) != 0)
+            continue;
+        ssize_t len = getxattr(mt.point, "user.ckptfs.connections", buf, (64u << 10) - 1);
+        if (len <= 0)
+            continue;
+        buf[len] = '\0';
+        struct local_mount *lm = &out[n];
+        memset(lm, 0, sizeof(*lm));
+        snprintf(lm->point, sizeof(lm->point), "%s", mt.point);
+        bool ours = true;
+        for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l && ours;
+             l = strtok_r(NULL, "\n", &save)) {
+            unsigned id, rport, port;
+            char host[256], state[32], xp[8];
+            if (sscanf(l, "node %u %255[^:]:%u rdma_port=%u state=%31s transport=%7s", &id,
+                       host, &port, &rport, state, xp) != 6)
+                continue;
+            const struct ckpt_map_node *mn = NULL;
+            for (uint32_t i = 0; i < m->n_nodes && !mn; i++)
+                if (m->nodes[i].id == id)
+                    mn = &m->nodes[i];
+            ours = mn && mn->port == port && strcmp(mn->host, host) == 0;
+            if (ours && lm->n < sizeof(lm->c) / sizeof(lm->c[0])) {
+                lm->c[lm->n].node = id;
+                snprintf(lm->c[lm->n].transport, sizeof(lm->c[0].transport), "%s", xp);
+                lm->n++;
+                lm->rdma += strcmp(xp, "rdma") == 0;
+                lm->tcp += strcmp(xp, "tcp") == 0;
+                lm->none += strcmp(xp, "none") == 0;
+            }
+        }
+        if (ours && lm->n)
+            n++;
+    }
+    fclose(f);
+    ckpt_free(buf);
+    return n;
+}
+
 static int cmd_status(struct ctx *c)
 {
     struct ckpt_msg_cluster_map_resp m;
@@ -637,6 +707,8 @@ static int cmd_status(struct ctx *c)
             by_health[r.v[i].info.health]++;
     }
     totals(&m, &cap, &used, &freeb);
+    struct local_mount *lms = ckpt_calloc(8, sizeof(*lms));
+    size_t nlm = lms ? local_mounts(&m, lms, 8) : 0;
     const char *rb_state = rb.tasks_pending ? "running" : "idle";
     if (c->json) {
         printf("{\"cluster\":");
@@ -671,12 +743,25 @@ static int cmd_status(struct ctx *c)
                (unsigned long long)rb.degraded_stripes);
         printf("\"move\":{\"state\":\"%s\",\"moves_pending\":%llu,\"bytes_left\":%llu,"
                "\"moves_done\":%llu,\"bytes_done\":%llu,\"rate_bps\":%llu,\"eta_s\":%llu,"
-               "\"max_rate_bps\":%llu,\"draining_nodes\":%u}}\n",
+               "\"max_rate_bps\":%llu,\"draining_nodes\":%u}",
                rb.moves_pending ? "running" : "idle", (unsigned long long)rb.moves_pending,
                (unsigned long long)rb.move_bytes_left, (unsigned long long)rb.moves_done,
                (unsigned long long)rb.move_bytes_done, (unsigned long long)rb.move_rate_bps,
                (unsigned long long)rb.move_eta_s, (unsigned long long)rb.max_rate_bps,
                rb.draining_nodes);
+        /* This machine's mounts of the cluster and the transport of each
+         * of their node connections. */
+        printf(",\"mounts\":[");
+        for (size_t i = 0; i < nlm; i++) {
+            printf("%s{\"path\":", i ? "," : "");
+            json_str(lms[i].point);
+            printf(",\"connections\":[");
+            for (uint32_t j = 0; j < lms[i].n; j++)
+                printf("%s{\"node\":%u,\"transport\":\"%s\"}", j ? "," : "",
+                       lms[i].c[j].node, lms[i].c[j].transport);
+            printf("]}");
+        }
+        printf("]}\n");
     } else {
         char u[32], cp[32];
         fmt_bytes(cap - freeb, u, sizeof(u));
@@ -722,7 +807,11 @@ static int cmd_status(struct ctx *c)
         else
             printf("moves (drain/rebalance): idle, %llu done (%s) since ckpt-meta started\n",
                    (unsigned long long)rb.moves_done, mdone);
+        for (size_t i = 0; i < nlm; i++)
+            printf("mount %s: %u node connection(s): %u rdma, %u tcp, %u not connected\n",
+                   lms[i].point, lms[i].n, lms[i].rdma, lms[i].tcp, lms[i].none);
     }
+    ckpt_free(lms);
     ckpt_msg_cluster_map_resp_free(&m);
     ckpt_free(r.v);
     return EX_OK;

@@ -40,6 +40,13 @@ assert d["checkpoints"]["PROTECTED"]==1 and d["checkpoints"]["WRITING"]==1, d["c
 assert d["rebuild"]["state"]=="idle"' || fail "status --json"
 $A status | grep -q '^nodes: 6 (6 UP' || fail "status text"
 $A status | grep -q 'checkpoints: 2 (1 PROTECTED' || fail "status checkpoints line"
+# This machine's mount of the cluster: its 6 node connections, over tcp
+# (the files above were written and read through all of them).
+$A status --json | J 'ms=[m for m in d["mounts"] if m["path"]=="'"$M"'"]
+assert len(ms)==1, d["mounts"]
+assert len(ms[0]["connections"])==6 and all(c["transport"]=="tcp" for c in ms[0]["connections"]), ms' ||
+    fail "status --json: the mount's connections"
+$A status | grep -q "^mount $M: 6 node connection(s): 0 rdma, 6 tcp" || fail "status text: mount line"
 
 # nodes / df / checkpoints.
 $A nodes --json | J 'assert len(d)==6 and all(n["state"]=="UP" and n["transport"]=="tcp" for n in d)' \

@@ -71,6 +71,11 @@ nr=$(grep -o '"transport": *"rdma"' "$T/status.json" | wc -l)
 [ "$nr" -ge 6 ] ||
     fail "status --json shows $nr of 6 node connections over rdma: $(head -c 900 "$T/status.json")"
 say "the mount's connections to all 6 nodes run over rdma"
+# ckpt-admin status reports the same for this machine's mount.
+timeout 60 env CKPTFS_CONF="$D/ckptfs.conf" "$BIN/ckpt-admin" status >"$T/admin.txt" 2>&1 ||
+    fail "ckpt-admin status failed: $(cat "$T/admin.txt")"
+grep -q "^mount $M: 6 node connection(s): 6 rdma, 0 tcp" "$T/admin.txt" ||
+    fail "ckpt-admin status does not show 6 rdma connections: $(grep '^mount' "$T/admin.txt")"
 grep -q '"transport": *"tcp"' "$T/status.json" &&
     fail "some connections fell back to tcp: $(grep -o '"transport": *"tcp"' "$T/status.json" | wc -l)"
 
