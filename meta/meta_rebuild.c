@@ -27,6 +27,8 @@
  *     (none) --plan_apply: degraded stripe, target UP---> REPAIR
  *     REPAIR --plan_apply: its target went OUT----------> REBUILD
  *     REPAIR --task_done_apply: -ENOSPC on its target----> REBUILD elsewhere
+ *     that REBUILD --task_done_apply: -ENOSPC there------> REPAIR (in place)
+ *       (both after the failure's back-off)
  *     any    --plan_apply: inode gone / tid not in layout-> (none)
  *     REBUILD --task_done_apply ok: layout swap---------> (none)
  *     REPAIR  --task_done_apply ok: range covered-------> (none)
@@ -748,8 +750,22 @@ static int done_apply(struct meta_server *srv, MDB_txn *txn, struct meta_wop *w)
         t.attempts++;
         t.not_before = (int64_t)meta_now().tv_sec + retry_delay_s(t.attempts);
         w->result[0] = 3;
-        if (t.kind == CKPT_TASK_REPAIR && m->status == -ENOSPC &&
-            meta_store_layout_get(txn, m->ino, &l) == 0 && slot_of(&l, m->lost_tid) >= 0) {
+        uint32_t lnode, lstate;
+        uint16_t lport;
+        bool lost_alive = meta_cluster_target_where(srv, m->lost_tid, &lnode, &lstate, NULL, 0,
+                                                    &lport) == 0 &&
+                          (lstate == CKPT_NODE_UP || lstate == CKPT_NODE_DRAINING);
+        if (t.kind == CKPT_TASK_REBUILD && m->status == -ENOSPC && lost_alive) {
+            /* A repair moved elsewhere (below) found no room there either:
+             * back to repairing in place; whichever target gets room first
+             * takes it, the back-off growing meanwhile. */
+            t.kind = CKPT_TASK_REPAIR;
+            t.new_tid = m->lost_tid;
+            t.lo = 0;
+            t.hi = UINT64_MAX;
+        } else if (t.kind == CKPT_TASK_REPAIR && m->status == -ENOSPC &&
+                   meta_store_layout_get(txn, m->ino, &l) == 0 &&
+                   slot_of(&l, m->lost_tid) >= 0) {
             /* The target is full: repairing onto it cannot succeed.  Rebuild
              * the slot onto another target instead (decoded from the
              * others); the layout swap then frees the full one. */
@@ -765,8 +781,6 @@ static int done_apply(struct meta_server *srv, MDB_txn *txn, struct meta_wop *w)
                 t.new_tid = nt;
                 t.lo = 0;
                 t.hi = UINT64_MAX;
-                t.attempts = 0;
-                t.not_before = 0;
             }
         }
         return task_put(srv, txn, m->lost_tid, m->ino, &t);

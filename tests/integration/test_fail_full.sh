@@ -2,14 +2,15 @@
 # test_fail_full.sh - issue 8: full targets.  7 nodes, ec 4+2 (width 6),
 # 1 MiB chunks; node1's target is a 20 MiB tmpfs, node2's a 56 MiB one,
 # the others sit on the test's disk.
-#   fill      4 MiB files are written until node1 is full: every write
-#             succeeds (a chunk refused for space before ckpt-meta knew is
-#             written degraded and recorded for repair), and once ckpt-meta
-#             knows node1 is full new files are placed on the six others;
-#   nospace   more files until node2 is full too: with two of seven
-#             targets full no file of width 6 can be placed, and creating
-#             one fails with ENOSPC (a clear error, no crash; the layout is
-#             chosen at create, so even an empty file is refused);
+#   fill      4 MiB files are written until both small targets are full:
+#             every write succeeds (a chunk refused for space before
+#             ckpt-meta knew is written degraded and recorded for repair),
+#             and once ckpt-meta knows the first one is full, new files are
+#             placed on the six others;
+#   nospace   with two of seven targets full no file of width 6 can be
+#             placed: creating one fails with ENOSPC (a clear error, no
+#             crash; the layout is chosen at create, so even an empty file
+#             is refused), and only then;
 #   intact    every file that was written (closed without error) reads
 #             back bit-exact, and the daemons are still running;
 #   reclaim   deleting files frees space on node1/node2 (deletion queue),
@@ -54,46 +55,57 @@ wrote() { # FILE: write 4 MiB through the mount, keep the source
     head -c $((4 << 20)) /dev/urandom >"$T/src/$1" || return 1
     dd if="$T/src/$1" of="$C/mnt/$1" bs=1M conv=fsync status=none 2>"$T/dd.err"
 }
-# Placement weighs targets by free space, so the small node1 gets few
-# chunks; 4 MiB files go in until its 20 MiB are taken (at most 150).
-node1_full() { [ "$(df -B1 --output=avail "$C/node1/t0" | tail -1)" -lt $((1 << 20)) ]; }
-until node1_full || [ $n -ge 150 ]; do
-    n=$((n + 1))
-    wrote "f$n" || fail "write of f$n failed: $(cat "$T/dd.err")"
-done
-used=$(df -B1 --output=used "$C/node1/t0" | tail -1)
-avail=$(df -B1 --output=avail "$C/node1/t0" | tail -1)
-say "node1: $((used >> 20)) MiB used, $((avail >> 10)) KiB free after $n files"
-node1_full || fail "node1 is not full after $n files ($avail bytes free)"
-# ckpt-meta learns the figure from node1's next heartbeat (1 s).
-sleep_until_placed_elsewhere() {
-    n=$((n + 1))
-    wrote "f$n" || { fail "write of f$n failed: $(cat "$T/dd.err")"; return 0; }
-    ! on_node node1 "f$n"
+avail() { df -B1 --output=avail "$C/$1/t0" | tail -1; }
+full() { [ "$(avail "$1")" -lt $((1 << 20)) ]; }
+# Every file of width 6 on 7 nodes lands on node1 or node2 (or both), so
+# both fill as 4 MiB files go in; which one first depends on placement's
+# weighting by free space.  Once one is full, files created a heartbeat
+# later (ckpt-meta learns usage from heartbeats) must avoid it; once both
+# are, creating a file fails with ENOSPC.
+# meta_knows_full NODE: ckpt-meta's map (heartbeats) says NODE's target is full.
+meta_knows_full() {
+    "$BIN/ckpt-admin" -c "$C/ckptfs.conf" status --json 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+sys.exit(0 if any(t["node"] == sys.argv[1] and t["free"] < (1 << 20) for t in d["targets"]) else 1)' "$1"
 }
-wait_for 20 sleep_until_placed_elsewhere || fail "new files are still placed on the full node1"
-placed_after=$n
-for i in 1 2 3 4 5; do
-    n=$((n + 1))
-    wrote "f$n" || fail "write of f$n failed: $(cat "$T/dd.err")"
-    on_node node1 "f$n" && fail "f$n was placed on the full node1"
-done
-say "files f$placed_after..f$n avoid node1"
-
-STEP=nospace
-nospace=0
+first="" avoided=0 nospace=0
 while [ $n -lt 300 ]; do
     n=$((n + 1))
+    if [ -z "$first" ]; then
+        if full node1; then first=node1; elif full node2; then first=node2; fi
+        if [ -n "$first" ]; then
+            say "$first full after $((n - 1)) files"
+            wait_for 10 meta_knows_full "$first" || fail "ckpt-meta does not know $first is full"
+        fi
+    fi
     if ! wrote "f$n"; then
-        grep -q "No space left on device" "$T/dd.err" ||
-            fail "write of f$n failed, but not with ENOSPC: $(cat "$T/dd.err")"
         rm -f "$T/src/f$n" "$C/mnt/f$n"
-        nospace=1
-        break
+        if grep -q "No space left on device" "$T/dd.err"; then
+            nospace=1
+            break
+        fi
+        fail "write of f$n failed, but not with ENOSPC: $(cat "$T/dd.err")"
+        continue
+    fi
+    if [ -n "$first" ]; then
+        if on_node "$first" "f$n"; then
+            fail "f$n was placed on $first, known to ckpt-meta as full"
+        else
+            avoided=$((avoided + 1))
+        fi
     fi
 done
-[ $nospace = 1 ] || fail "no ENOSPC after $n files with two of seven targets full"
-say "f$n: $(head -1 "$T/dd.err" | sed 's/^dd: //')"
+[ -n "$first" ] || fail "neither small target filled up in $n files"
+[ "$avoided" -ge 1 ] || fail "no file was written between the first and the second full target"
+
+STEP=nospace
+[ $nospace = 1 ] || fail "no ENOSPC after $n files"
+say "f$n: $(head -1 "$T/dd.err" | sed 's/^dd: //'); $avoided file(s) checked to avoid the full $first"
+# ENOSPC is right only when no 6 failure domains have room for a chunk.
+for nd in node1 node2; do
+    [ "$(avail "$nd")" -lt $((2 << 20)) ] || fail "ENOSPC while $nd still has $(avail "$nd") bytes"
+done
 n=$((n - 1))
 
 STEP=intact

@@ -496,24 +496,45 @@ START_TEST(test_repair_on_full_target_moves)
     ck_assert(got);
     ck_assert_uint_eq(t.kind, CKPT_TASK_REPAIR);
     ck_assert_int_eq(done(&t, t.new_tid, -ENOSPC), 0);
-    /* Now a rebuild onto another node, handed out at once. */
-    int who = fetch_any(&r);
+    /* Now a rebuild onto another node, handed out after the back-off. */
+    ck_assert_int_eq(fetch_any(&r), -1);
+    int who = -1;
+    t0 = mfx_ms();
+    while (who < 0 && mfx_ms() - t0 < 6000) {
+        mfx_sleep_ms(200);
+        who = fetch_any(&r);
+    }
     ck_assert_int_ge(who, 0);
     ck_assert_uint_eq(r.n, 1);
     struct ckpt_task rb = r.tasks[0];
     ckpt_msg_task_fetch_resp_free(&r);
-    /* A failed attempt backs off: not handed out again for a while. */
-    ck_assert_int_eq(done(&rb, rb.new_tid, -EIO), 0);
+    /* No room there either: back to repairing in place, after a longer
+     * back-off (4 s). */
+    ck_assert_int_eq(done(&rb, rb.new_tid, -ENOSPC), 0);
     ck_assert_int_eq(fetch_any(&r), -1);
     t0 = mfx_ms();
     int again = -1;
-    while (again < 0 && mfx_ms() - t0 < 6000) {
+    while (again < 0 && mfx_ms() - t0 < 8000) {
         mfx_sleep_ms(200);
         again = fetch_any(&r);
     }
-    ck_assert_int_eq(again, who);
-    ck_assert_uint_ge(mfx_ms() - t0, 800);
+    ck_assert_int_eq(again, nfull);
+    ck_assert_uint_ge(mfx_ms() - t0, 2500);
+    ck_assert_uint_eq(r.tasks[0].kind, CKPT_TASK_REPAIR);
+    ck_assert_uint_eq(r.tasks[0].new_tid, tfull);
     ckpt_msg_task_fetch_resp_free(&r);
+    /* ... and the other way again: rebuilt elsewhere, done, swapped. */
+    ck_assert_int_eq(done(&t, t.new_tid, -ENOSPC), 0);
+    who = -1;
+    t0 = mfx_ms();
+    while (who < 0 && mfx_ms() - t0 < 12000) {
+        mfx_sleep_ms(200);
+        who = fetch_any(&r);
+    }
+    ck_assert_int_ge(who, 0);
+    rb = r.tasks[0];
+    ckpt_msg_task_fetch_resp_free(&r);
+    ck_assert_uint_eq(rb.kind, CKPT_TASK_REBUILD);
     ck_assert_uint_eq(rb.kind, CKPT_TASK_REBUILD);
     ck_assert_uint_eq(rb.lost_tid, tfull);
     ck_assert_uint_ne(rb.new_tid, tfull);
@@ -727,7 +748,7 @@ Suite *meta_rebuild_suite(void)
     TCase *tc = tcase_create("rebuild");
     tcase_add_unchecked_fixture(tc, mfx_root_setup, mfx_root_teardown);
     tcase_add_checked_fixture(tc, setup_fast, mfx_teardown);
-    tcase_set_timeout(tc, 30);
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_rebuild_plan_fetch_swap);
     tcase_add_test(tc, test_tasks_survive_restart);
     tcase_add_test(tc, test_degraded_becomes_repair);
