@@ -203,7 +203,7 @@ static int cc_addrs_parse(struct cc_cluster *cl, const char *list)
             cl->n_addrs = 0;
             return -EINVAL;
         }
-        snprintf(cl->addrs[cl->n_addrs++], CC_ADDR_MAX, "%s", a);
+        memcpy(cl->addrs[cl->n_addrs++], a, strlen(a) + 1); /* < CC_ADDR_MAX: checked */
     }
     return 0;
 }
