@@ -800,7 +800,8 @@ int ckpt_mclient_create_file(ckpt_mclient *mc, uint64_t parent, const char *name
     return rc;
 }
 
-static int release_op(ckpt_mclient *mc, uint16_t op, const struct ckpt_msg_release *m)
+static int release_op(ckpt_mclient *mc, uint16_t op, const struct ckpt_msg_release *m,
+                      unsigned flags, uint32_t timeout_ms)
 {
     struct ckpt_msg_release r;
     struct ckpt_call call;
@@ -814,7 +815,7 @@ static int release_op(ckpt_mclient *mc, uint16_t op, const struct ckpt_msg_relea
         r.session = ckpt_mclient_session(mc);
     ckpt_wbuf_init(&w, st, sizeof(st));
     (void)ckpt_msg_release_encode(&w, &r);
-    int rc = mc_call(mc, op, &w, 0, 0, &call);
+    int rc = mc_call(mc, op, &w, flags, timeout_ms, &call);
     ckpt_call_release(&call);
     ckpt_wbuf_free(&w);
     return rc;
@@ -822,34 +823,19 @@ static int release_op(ckpt_mclient *mc, uint16_t op, const struct ckpt_msg_relea
 
 int ckpt_mclient_flushed(ckpt_mclient *mc, const struct ckpt_msg_release *m)
 {
-    return release_op(mc, CKPT_OP_FLUSHED, m);
+    return release_op(mc, CKPT_OP_FLUSHED, m, 0, 0);
 }
 
 int ckpt_mclient_release(ckpt_mclient *mc, const struct ckpt_msg_release *m)
 {
-    return release_op(mc, CKPT_OP_RELEASE, m);
+    return release_op(mc, CKPT_OP_RELEASE, m, 0, 0);
 }
 
 int ckpt_mclient_closing(ckpt_mclient *mc, const struct ckpt_msg_release *m)
 {
     /* Inside close(): one attempt, briefly.  Without ckpt-meta the only
      * loss is that other mounts see the new size a little later. */
-    struct ckpt_msg_release r;
-    struct ckpt_call call;
-    uint8_t st[64];
-    struct ckpt_wbuf w;
-
-    if (!m || m->mtime_nsec >= 1000000000u || m->size > (uint64_t)INT64_MAX)
-        return -EINVAL;
-    r = *m;
-    if (!r.session)
-        r.session = ckpt_mclient_session(mc);
-    ckpt_wbuf_init(&w, st, sizeof(st));
-    (void)ckpt_msg_release_encode(&w, &r);
-    int rc = mc_call(mc, CKPT_OP_CLOSING, &w, MC_ONCE, MC_CLOSING_TIMEOUT_MS, &call);
-    ckpt_call_release(&call);
-    ckpt_wbuf_free(&w);
-    return rc;
+    return release_op(mc, CKPT_OP_CLOSING, m, MC_ONCE, MC_CLOSING_TIMEOUT_MS);
 }
 
 int ckpt_mclient_degraded(ckpt_mclient *mc, const struct ckpt_msg_degraded *m)

@@ -61,6 +61,7 @@
 #include "mclient.h"
 #include "msg_ckpt.h"
 #include "tooldisc.h"
+#include "toolfmt.h"
 #include "version.h"
 
 #define EX_OK 0
@@ -328,37 +329,11 @@ static void fmt_time(int64_t t, char *out, size_t cap)
     strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
-static void fmt_bytes(uint64_t b, char *out, size_t cap)
-{
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = (double)b;
-    int i = 0;
-    while (v >= 1024 && i < 5) {
-        v /= 1024;
-        i++;
-    }
-    snprintf(out, cap, i ? "%.1f %s" : "%.0f %s", v, u[i]);
-}
-
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}
 
 static void info_json(const struct ckpt_ckpt_info *i)
 {
     printf("{\"name\":");
-    json_str(i->name);
+    ckpt_json_str(stdout, i->name);
     printf(",\"ino\":%llu,\"state\":\"%s\",\"health\":\"%s\",\"files\":%llu,\"bytes\":%llu,"
            "\"written_at\":%lld,\"committed_at\":%lld,\"degraded_stripes\":%u,"
            "\"lost_stripes\":%u}",
@@ -392,7 +367,7 @@ static int cmd_commit(struct ctx *c, const char *path, uint64_t timeout_s, bool 
                                  allow_degraded ? CKPT_COMMIT_F_ALLOW_DEGRADED : 0, &info);
     if (rc == 0) {
         char b[32];
-        fmt_bytes(info.bytes, b, sizeof(b));
+        ckpt_fmt_bytes(info.bytes, b, sizeof(b));
         printf("committed %s: %llu files, %s, %s\n", path, (unsigned long long)info.files, b,
                ckpt_ckpt_health_name(info.health));
         return EX_OK;
@@ -454,7 +429,7 @@ static int cmd_list(struct ctx *c, const char *job, bool json)
                "BYTES", "WRITTEN", "COMMITTED");
         for (uint32_t i = 0; i < l.n; i++) {
             char b[32], w[32], t[32];
-            fmt_bytes(l.v[i].bytes, b, sizeof(b));
+            ckpt_fmt_bytes(l.v[i].bytes, b, sizeof(b));
             fmt_time(l.v[i].written_at, w, sizeof(w));
             fmt_time(l.v[i].committed_at, t, sizeof(t));
             printf("%-24s %-9s %-9s %8llu %10s  %-19s  %-19s\n", l.v[i].name,
@@ -528,7 +503,7 @@ static int cmd_status(struct ctx *c, const char *path, bool json)
         return EX_OK;
     }
     char b[32], w[32], t[32];
-    fmt_bytes(i.bytes, b, sizeof(b));
+    ckpt_fmt_bytes(i.bytes, b, sizeof(b));
     fmt_time(i.written_at, w, sizeof(w));
     fmt_time(i.committed_at, t, sizeof(t));
     printf("checkpoint: %s\nstate:      %s\nhealth:     %s\nfiles:      %llu\nbytes:      %s\n"
@@ -784,7 +759,7 @@ static int run_restore(struct ctx *c, uint64_t ino, const char *mnt, const char 
     if (j.tty)
         fprintf(stderr, "\r\033[K");
     char b[32];
-    fmt_bytes(j.total_bytes, b, sizeof(b));
+    ckpt_fmt_bytes(j.total_bytes, b, sizeof(b));
     size_t bad = atomic_load(&j.bad);
     printf("%s %s: %zu files, %s in %.1f s (%.1f MiB/s)%s: %s\n",
            to ? "restored" : "verified", src, j.n, b, el,

@@ -71,6 +71,7 @@
 #include "msg_node.h"
 #include "msg_task.h"
 #include "tooldisc.h"
+#include "toolfmt.h"
 #include "version.h"
 
 #define EX_OK 0
@@ -256,32 +257,6 @@ static int resolve(struct ctx *c, const char *path, struct rpath *out)
 
 /* ---- output helpers --------------------------------------------------------------------- */
 
-static void fmt_bytes(uint64_t b, char *out, size_t cap)
-{
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = (double)b;
-    int i = 0;
-    while (v >= 1024 && i < 5) {
-        v /= 1024;
-        i++;
-    }
-    snprintf(out, cap, i ? "%.1f %s" : "%.0f %s", v, u[i]);
-}
-
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}
 
 static double pct(uint64_t used, uint64_t cap)
 {
@@ -410,9 +385,9 @@ static void ckpt_row_json(const struct ckpt_row *r)
 {
     const struct ckpt_ckpt_info *i = &r->info;
     printf("{\"job\":");
-    json_str(r->job);
+    ckpt_json_str(stdout, r->job);
     printf(",\"name\":");
-    json_str(i->name);
+    ckpt_json_str(stdout, i->name);
     printf(",\"ino\":%llu,\"state\":\"%s\",\"health\":\"%s\",\"files\":%llu,\"bytes\":%llu,"
            "\"written_at\":%lld,\"committed_at\":%lld,\"degraded_stripes\":%u,"
            "\"lost_stripes\":%u}",
@@ -442,7 +417,7 @@ static int cmd_checkpoints(struct ctx *c)
             const struct ckpt_ckpt_info *ci = &r.v[i].info;
             char path[2 * CKPT_PROTO_MAX_NAME + 4], sz[32];
             snprintf(path, sizeof(path), "/%s/%s", r.v[i].job, ci->name);
-            fmt_bytes(ci->bytes, sz, sizeof(sz));
+            ckpt_fmt_bytes(ci->bytes, sz, sizeof(sz));
             printf("%-40s %-9s %-9s %6llu %10s\n", path, ckpt_ckpt_state_name(ci->state),
                    ci->state == CKPT_CKPT_COMMITTED ? ckpt_ckpt_health_name(ci->health) : "-",
                    (unsigned long long)ci->files, sz);
@@ -460,11 +435,11 @@ static void node_json(const struct ckpt_msg_cluster_map_resp *m, const struct ck
     uint32_t nt;
     node_sums(m, n->id, &cap, &used, &chunks, &nt);
     printf("{\"id\":%u,\"name\":", n->id);
-    json_str(n->name);
+    ckpt_json_str(stdout, n->name);
     printf(",\"state\":\"%s\",\"rack\":", ckpt_node_state_name(n->state));
-    json_str(n->rack);
+    ckpt_json_str(stdout, n->rack);
     printf(",\"host\":");
-    json_str(n->host);
+    ckpt_json_str(stdout, n->host);
     printf(",\"port\":%u,\"rdma_port\":%u,\"transport\":\"%s\",\"last_seen_ms\":%llu,"
            "\"targets\":%u,\"capacity\":%llu,\"used\":%llu,\"chunks\":%llu}",
            n->port, n->rdma_port, xport_name(n->transports),
@@ -477,7 +452,7 @@ static void target_json(const struct ckpt_msg_cluster_map_resp *m,
 {
     const struct ckpt_map_node *n = map_node(m, t->node_id);
     printf("{\"id\":%u,\"node_id\":%u,\"node\":", t->id, t->node_id);
-    json_str(n ? n->name : "");
+    ckpt_json_str(stdout, n ? n->name : "");
     printf(",\"state\":\"%s\",\"capacity\":%llu,\"free\":%llu,\"used\":%llu,\"chunks\":%llu}",
            ckpt_node_state_name(t->state), (unsigned long long)t->capacity,
            (unsigned long long)t->free, (unsigned long long)t->used,
@@ -495,8 +470,8 @@ static void print_nodes_table(const struct ckpt_msg_cluster_map_resp *m)
         char addr[CKPT_HOST_MAX + 8], u[32], cp[32];
         node_sums(m, n->id, &cap, &used, &chunks, &nt);
         snprintf(addr, sizeof(addr), "%s:%u", n->host, n->port);
-        fmt_bytes(used, u, sizeof(u));
-        fmt_bytes(cap, cp, sizeof(cp));
+        ckpt_fmt_bytes(used, u, sizeof(u));
+        ckpt_fmt_bytes(cap, cp, sizeof(cp));
         printf("%-5u %-16s %-9s %-9s %-22s %-8s %7u %10s %10s\n", n->id, n->name,
                ckpt_node_state_name(n->state), xport_name(n->transports), addr,
                n->rack[0] ? n->rack : "-", nt, u, cp);
@@ -545,9 +520,9 @@ static void print_targets_table(const struct ckpt_msg_cluster_map_resp *m, bool 
         const struct ckpt_map_target *t = &m->targets[i];
         const struct ckpt_map_node *n = map_node(m, t->node_id);
         char u[32], f[32], cp[32], b[64] = "";
-        fmt_bytes(t->used, u, sizeof(u));
-        fmt_bytes(t->free, f, sizeof(f));
-        fmt_bytes(t->capacity, cp, sizeof(cp));
+        ckpt_fmt_bytes(t->used, u, sizeof(u));
+        ckpt_fmt_bytes(t->free, f, sizeof(f));
+        ckpt_fmt_bytes(t->capacity, cp, sizeof(cp));
         double p = pct(t->capacity - t->free, t->capacity);
         if (bars)
             bar(p, b, 20);
@@ -587,9 +562,9 @@ static int cmd_df(struct ctx *c, const char *by)
         printf("}\n");
     } else {
         char u[32], f[32], cp[32];
-        fmt_bytes(used, u, sizeof(u));
-        fmt_bytes(freeb, f, sizeof(f));
-        fmt_bytes(cap, cp, sizeof(cp));
+        ckpt_fmt_bytes(used, u, sizeof(u));
+        ckpt_fmt_bytes(freeb, f, sizeof(f));
+        ckpt_fmt_bytes(cap, cp, sizeof(cp));
         printf("%-10s %10s %10s %10s %6s\n", "", "CAPACITY", "USED", "FREE", "USE%");
         printf("%-10s %10s %10s %10s %5.1f%%\n", "cluster", cp, u, f,
                pct(cap - freeb, cap));
@@ -712,7 +687,7 @@ static int cmd_status(struct ctx *c)
     const char *rb_state = rb.tasks_pending ? "running" : "idle";
     if (c->json) {
         printf("{\"cluster\":");
-        json_str(m.cluster);
+        ckpt_json_str(stdout, m.cluster);
         printf(",\"epoch\":%llu,\"capacity\":%llu,\"used\":%llu,\"free\":%llu,\"nodes\":[",
                (unsigned long long)m.epoch, (unsigned long long)cap, (unsigned long long)used,
                (unsigned long long)freeb);
@@ -754,7 +729,7 @@ static int cmd_status(struct ctx *c)
         printf(",\"mounts\":[");
         for (size_t i = 0; i < nlm; i++) {
             printf("%s{\"path\":", i ? "," : "");
-            json_str(lms[i].point);
+            ckpt_json_str(stdout, lms[i].point);
             printf(",\"connections\":[");
             for (uint32_t j = 0; j < lms[i].n; j++)
                 printf("%s{\"node\":%u,\"transport\":\"%s\"}", j ? "," : "",
@@ -764,8 +739,8 @@ static int cmd_status(struct ctx *c)
         printf("]}\n");
     } else {
         char u[32], cp[32];
-        fmt_bytes(cap - freeb, u, sizeof(u));
-        fmt_bytes(cap, cp, sizeof(cp));
+        ckpt_fmt_bytes(cap - freeb, u, sizeof(u));
+        ckpt_fmt_bytes(cap, cp, sizeof(cp));
         printf("cluster %s, epoch %llu\n", m.cluster[0] ? m.cluster : "-",
                (unsigned long long)m.epoch);
         printf("nodes: %u (%u UP, %u DOWN, %u OUT, %u DRAINING)\n", m.n_nodes,
@@ -781,7 +756,7 @@ static int cmd_status(struct ctx *c)
                (unsigned long long)by_health[CKPT_HEALTH_LOST], (unsigned long long)writing);
         if (rb.tasks_pending) {
             char done[32];
-            fmt_bytes(rb.bytes_done, done, sizeof(done));
+            ckpt_fmt_bytes(rb.bytes_done, done, sizeof(done));
             printf("rebuild: running, %llu task(s) pending, %llu done (%s), %.1f MiB/s, "
                    "ETA %s%llu s, %u lost target(s), %llu degraded stripe(s)\n",
                    (unsigned long long)rb.tasks_pending, (unsigned long long)rb.tasks_done,
@@ -794,8 +769,8 @@ static int cmd_status(struct ctx *c)
                    (unsigned long long)rb.degraded_stripes);
         }
         char mleft[32], mdone[32];
-        fmt_bytes(rb.move_bytes_left, mleft, sizeof(mleft));
-        fmt_bytes(rb.move_bytes_done, mdone, sizeof(mdone));
+        ckpt_fmt_bytes(rb.move_bytes_left, mleft, sizeof(mleft));
+        ckpt_fmt_bytes(rb.move_bytes_done, mdone, sizeof(mdone));
         if (rb.moves_pending || rb.draining_nodes)
             printf("moves (drain/rebalance): running, %llu pending (%s left), %llu done (%s), "
                    "%.1f MiB/s%s, ETA %s%llu s, %u draining node(s)\n",
@@ -897,15 +872,15 @@ static int cmd_layout_get(struct ctx *c, const char *path)
     unsigned w = l.width ? l.width : (unsigned)l.k + l.m;
     if (c->json) {
         printf("{\"path\":");
-        json_str(rp.ns);
+        ckpt_json_str(stdout, rp.ns);
         printf(",\"type\":\"%s\",\"k\":%u,\"m\":%u,\"chunk_size\":%u,\"width\":%u,\"spec\":",
                is_file ? "file" : "directory", l.k, l.m, l.chunk_size, w);
-        json_str(txt);
+        ckpt_json_str(stdout, txt);
         printf(",\"from\":");
-        json_str(from);
+        ckpt_json_str(stdout, from);
         if (!is_file) {
             printf(",\"own\":");
-            json_str(own);
+            ckpt_json_str(stdout, own);
         }
         if (is_file) {
             printf(",\"targets\":[");
@@ -1299,7 +1274,7 @@ static int cmd_scrub(struct ctx *c, const char *path, double rate_mbs, bool wait
     }
     if (c->json) {
         printf("{\"path\":");
-        json_str(rp.ns);
+        ckpt_json_str(stdout, rp.ns);
         printf(",\"files\":%llu,\"chunks\":%llu,\"bytes\":%llu,\"seconds\":%.3f,"
                "\"bad_crc\":%llu,\"torn\":%llu,\"missing\":%llu,\"unreadable\":%llu,"
                "\"reported_stripes\":%llu,\"waited\":%s,\"repaired\":%llu,\"left\":%llu,"
@@ -1320,7 +1295,7 @@ static int cmd_scrub(struct ctx *c, const char *path, double rate_mbs, bool wait
         printf("]}\n");
     } else if (rc == 0) {
         char b[32];
-        fmt_bytes(scanned, b, sizeof(b));
+        ckpt_fmt_bytes(scanned, b, sizeof(b));
         printf("scrub %s: %llu file(s), %llu chunk(s), %s in %.1f s (%.1f MiB/s)\n", rp.ns,
                (unsigned long long)sc.files, (unsigned long long)sc.chunks, b, secs,
                secs > 0 ? (double)scanned / 1048576.0 / secs : 0.0);
@@ -1381,7 +1356,7 @@ static int node_info(struct ctx *c, uint32_t id, struct ckpt_msg_node_info_resp 
 static void node_info_json(const char *name, const struct ckpt_msg_node_info_resp *ni)
 {
     printf("{\"node\":");
-    json_str(name);
+    ckpt_json_str(stdout, name);
     printf(",\"id\":%u,\"state\":\"%s\",\"held_out\":%s,\"draining\":%s,\"files\":%llu,"
            "\"bytes\":%llu,\"tasks\":%llu,\"delq\":%llu,\"drained\":%s}\n", ni->node_id,
            ckpt_node_state_name(ni->state), ni->flags & CKPT_NODE_F_HELD ? "true" : "false",
@@ -1421,7 +1396,7 @@ static int drain_wait(struct ctx *c, const char *arg, uint32_t id, uint64_t time
                 node_info_json(arg, &ni);
             } else {
                 char b[32];
-                fmt_bytes(first_bytes, b, sizeof(b));
+                ckpt_fmt_bytes(first_bytes, b, sizeof(b));
                 printf("node %s (id %u) drained: %s moved off it in %.1f s; "
                        "`ckpt-admin node remove %s` forgets it\n", arg, id, b, secs, arg);
             }
@@ -1437,8 +1412,8 @@ static int drain_wait(struct ctx *c, const char *arg, uint32_t id, uint64_t time
         }
         if (!c->json && now - last >= 2.0 && rebuild_status(c, &st) == 0) {
             char left[32], done[32];
-            fmt_bytes(ni.bytes, left, sizeof(left));
-            fmt_bytes(first_bytes > ni.bytes ? first_bytes - ni.bytes : 0, done, sizeof(done));
+            ckpt_fmt_bytes(ni.bytes, left, sizeof(left));
+            ckpt_fmt_bytes(first_bytes > ni.bytes ? first_bytes - ni.bytes : 0, done, sizeof(done));
             double rate = now > t0 ? (double)(first_bytes > ni.bytes ? first_bytes - ni.bytes
                                                                      : 0) / (now - t0) : 0;
             fprintf(stderr, "draining %s: %llu file(s), %s left; %s moved, %.1f MiB/s, ETA %s%.0f s"
@@ -1488,7 +1463,7 @@ static int cmd_node(struct ctx *c, const char *verb, const char *arg, bool wait,
         struct ckpt_msg_node_info_resp ni;
         if (node_info(c, ns.node_id, &ni) == 0 && ni.files) {
             char b[32];
-            fmt_bytes(ni.bytes, b, sizeof(b));
+            ckpt_fmt_bytes(ni.bytes, b, sizeof(b));
             fprintf(stderr, "ckpt-admin: node %s not removed: it still holds chunks of %llu "
                     "file(s) (%s) that may exist nowhere else in full redundancy; drain it "
                     "first (`ckpt-admin node drain %s --wait`)%s\n", arg,
@@ -1581,7 +1556,7 @@ static int cmd_rebalance(struct ctx *c, uint32_t pct, bool dry, double max_rate_
         printf("]}\n");
     } else {
         char b[32];
-        fmt_bytes(r.bytes, b, sizeof(b));
+        ckpt_fmt_bytes(r.bytes, b, sizeof(b));
         printf("rebalance%s: %s%llu file move(s), %s; usage mean %.4f%%, max %.4f%% now, "
                "%.4f%% after (threshold %u%%)\n", dry ? " (dry run)" : "",
                resumed ? "resuming " : "", (unsigned long long)r.files, b,
@@ -1592,9 +1567,9 @@ static int cmd_rebalance(struct ctx *c, uint32_t pct, bool dry, double max_rate_
         for (uint32_t i = 0; i < r.n; i++) {
             const struct ckpt_rebalance_target *t = &r.targets[i];
             char u[32], o[32], in[32];
-            fmt_bytes(t->used, u, sizeof(u));
-            fmt_bytes(t->out_bytes, o, sizeof(o));
-            fmt_bytes(t->in_bytes, in, sizeof(in));
+            ckpt_fmt_bytes(t->used, u, sizeof(u));
+            ckpt_fmt_bytes(t->out_bytes, o, sizeof(o));
+            ckpt_fmt_bytes(t->in_bytes, in, sizeof(in));
             printf("%-8u %-6u %12s %12s %6u %12s %6u\n", t->tid, t->node_id, u, o,
                    t->out_files, in, t->in_files);
         }
@@ -1630,7 +1605,7 @@ static int cmd_rebalance(struct ctx *c, uint32_t pct, bool dry, double max_rate_
         }
         if (!c->json && now - last >= 2.0) {
             char left[32];
-            fmt_bytes(st.move_bytes_left, left, sizeof(left));
+            ckpt_fmt_bytes(st.move_bytes_left, left, sizeof(left));
             fprintf(stderr, "rebalance: %llu move(s), %s left, %.1f MiB/s, ETA %s%llu s\n",
                     (unsigned long long)st.moves_pending, left,
                     (double)st.move_rate_bps / 1048576.0, st.move_eta_s ? "" : "~",

@@ -97,6 +97,7 @@
 #include "log.h"
 #include "msg_cluster.h"
 #include "net.h"
+#include "toolfmt.h"
 #include "version.h"
 
 #define CC_MAX_NODES 256
@@ -281,22 +282,6 @@ static void cc_err(const char *fmt, ...)
 static double cc_secs_since(uint64_t t0_ns)
 {
     return (double)(ckpt_now_ns() - t0_ns) / 1e9;
-}
-
-static const char *cc_size_str(uint64_t b, char *buf, size_t cap)
-{
-    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = (double)b;
-    int u = 0;
-    while (v >= 1024.0 && u < 5) {
-        v /= 1024.0;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, cap, "%" PRIu64 " B", b);
-    else
-        snprintf(buf, cap, "%.1f %s", v, unit[u]);
-    return buf;
 }
 
 static void cc_usage(FILE *f)
@@ -2121,7 +2106,7 @@ static int cmd_up(struct cc_cluster *cl, const char *dir, const struct cc_up_opt
         cc_say(cl, "new cluster in %s: %" PRIu32 " nodes x %" PRIu32 " target%s, %u+%u, "
                    "chunk %s, transport %s; wrote ckptfs.conf and a new cluster.key",
                cl->dir, cl->n_nodes, cl->targets_per_node, cl->targets_per_node == 1 ? "" : "s",
-               (unsigned)l->k, (unsigned)l->m, cc_size_str(l->chunk_size, csz, sizeof(csz)),
+               (unsigned)l->k, (unsigned)l->m, ckpt_fmt_bytes(l->chunk_size, csz, sizeof(csz)),
                cl->transport);
     }
     if ((rc = cc_state_save(cl)) < 0) {
@@ -2244,20 +2229,6 @@ static int cmd_down(struct cc_cluster *cl, const char *dir)
     return CC_EXIT_OK;
 }
 
-static void cc_json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 struct cc_node_usage {
     uint32_t ntargets;
     uint64_t capacity, used, free, chunks;
@@ -2309,12 +2280,12 @@ static int cmd_status(struct cc_cluster *cl, const char *dir, bool json)
     if (json) {
         FILE *f = stdout;
         fprintf(f, "{\n  \"dir\": ");
-        cc_json_str(f, cl->dir);
+        ckpt_json_str(f, cl->dir);
         fprintf(f, ",\n  \"config\": ");
-        cc_json_str(f, cl->conf_path);
+        ckpt_json_str(f, cl->conf_path);
         fprintf(f, ",\n  \"healthy\": %s,\n  \"cluster\": ", healthy ? "true" : "false");
         if (mp)
-            cc_json_str(f, mp->cluster);
+            ckpt_json_str(f, mp->cluster);
         else
             fputs("null", f);
         fprintf(f, ",\n  \"epoch\": ");
@@ -2335,7 +2306,7 @@ static int cmd_status(struct cc_cluster *cl, const char *dir, bool json)
                 (unsigned)cl->meta.port,
                 mp ? "true" : "false");
         if (meta_err[0])
-            cc_json_str(f, meta_err);
+            ckpt_json_str(f, meta_err);
         else
             fputs("null", f);
         fprintf(f, "},\n  \"nodes\": [");
@@ -2344,14 +2315,14 @@ static int cmd_status(struct cc_cluster *cl, const char *dir, bool json)
             const struct ckpt_map_node *mn = mp ? cc_map_find(mp, p->name) : NULL;
             struct cc_node_usage u = cc_usage_of(mp, mn ? mn->id : 0);
             fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
-            cc_json_str(f, p->name);
+            ckpt_json_str(f, p->name);
             fprintf(f, ", \"pid\": %d, \"running\": %s, \"address\": \"%s:%u\", "
                        "\"targets\": %" PRIu32 ", \"state\": ",
                     (int)p->pid, cc_proc_alive(p) ? "true" : "false", cc_node_host(cl, i),
                     (unsigned)p->port,
                     p->ntargets);
             if (mn)
-                cc_json_str(f, ckpt_node_state_name(mn->state));
+                ckpt_json_str(f, ckpt_node_state_name(mn->state));
             else
                 fputs("null", f);
             if (mn)
@@ -2369,18 +2340,18 @@ static int cmd_status(struct cc_cluster *cl, const char *dir, bool json)
             if (cc_find_proc(cl, mp->nodes[i].name))
                 continue;
             fprintf(f, "%s\n    {\"name\": ", k++ ? "," : "");
-            cc_json_str(f, mp->nodes[i].name);
+            ckpt_json_str(f, mp->nodes[i].name);
             fprintf(f, ", \"id\": %" PRIu32 ", \"state\": \"%s\", \"address\": ", mp->nodes[i].id,
                     ckpt_node_state_name(mp->nodes[i].state));
             char addr[CKPT_HOST_MAX + 16];
             snprintf(addr, sizeof(addr), "%s:%u", mp->nodes[i].host, (unsigned)mp->nodes[i].port);
-            cc_json_str(f, addr);
+            ckpt_json_str(f, addr);
             fputc('}', f);
         }
         fprintf(f, "%s],\n  \"mount\": ", k ? "\n  " : "");
         if (cl->mnt[0]) {
             fprintf(f, "{\"path\": ");
-            cc_json_str(f, cl->mnt);
+            ckpt_json_str(f, cl->mnt);
             fprintf(f, ", \"pid\": %d, \"running\": %s, \"mounted\": %s, \"answers\": %s",
                     (int)cl->client.pid, client_alive ? "true" : "false",
                     mounted > 0 ? "true" : "false", answers == 1 ? "true" : "false");
@@ -2398,7 +2369,7 @@ static int cmd_status(struct cc_cluster *cl, const char *dir, bool json)
         if (mp)
             printf("  epoch %" PRIu64 ", layout %u+%u, chunk %s\n", mp->epoch,
                    (unsigned)mp->layout.k, (unsigned)mp->layout.m,
-                   cc_size_str(mp->layout.chunk_size, a, sizeof(a)));
+                   ckpt_fmt_bytes(mp->layout.chunk_size, a, sizeof(a)));
         printf("  %-8s %-8s %-16s %s\n", "NAME", "PID", "ADDRESS", "STATE");
         char pid[16], addr[CC_ADDR_MAX + 8];
         snprintf(pid, sizeof(pid), "%d", (int)cl->meta.pid);
@@ -2426,8 +2397,8 @@ static int cmd_status(struct cc_cluster *cl, const char *dir, bool json)
             struct cc_node_usage u = cc_usage_of(mp, mn ? mn->id : 0);
             if (mn && u.ntargets) {
                 printf(", %" PRIu32 " target%s, %s used of %s, %" PRIu64 " chunks", u.ntargets,
-                       u.ntargets == 1 ? "" : "s", cc_size_str(u.used, a, sizeof(a)),
-                       cc_size_str(u.capacity, b, sizeof(b)), u.chunks);
+                       u.ntargets == 1 ? "" : "s", ckpt_fmt_bytes(u.used, a, sizeof(a)),
+                       ckpt_fmt_bytes(u.capacity, b, sizeof(b)), u.chunks);
             }
             putchar('\n');
         }
