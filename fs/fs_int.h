@@ -180,7 +180,17 @@ struct fs_inode {
     uint64_t deg_gen;
     bool deg_queued;
     struct fs_job deg_job;
-    struct fs_rel *rels;           /* releases waiting for their flush */
+    /* Size messages to ckpt-meta (RELEASE and FLUSHED of handles that
+     * wrote, SETATTR of a truncate) carry the size this mount knew when it
+     * made them; ckpt-meta stores what it receives.  So they go one at a
+     * time, in the order they were made: otherwise an older RELEASE sent
+     * by one worker could land after a newer one sent by another and set
+     * the file back to an earlier size (seen: an O_APPEND after two quick
+     * closes wrote past a size that had gone back, and the bytes between
+     * read as zeros). */
+    struct fs_rel *rels;           /* waiting for their flush point, oldest first */
+    struct fs_rel *rq_head, *rq_tail; /* point reached: sent in this order */
+    bool meta_busy;                /* a size message is out (one at a time) */
     bool truncating;               /* a truncate holds the write path */
     /* read side */
     struct fs_rc *rc_head;         /* read cache, most recently used first */
@@ -192,13 +202,13 @@ struct fs_inode {
 
 /* A deferred RELEASE (or the release of a read-only open). */
 struct fs_rel {
-    struct fs_rel *next;           /* ino->rels */
+    struct fs_rel *next;           /* ino->rels, ino->rq_head */
     struct fs_job job;
     fs_inode *ino;
     uint64_t handle;
     uint64_t target_seq;           /* sent once every version <= it is done */
     uint64_t size;
-    bool wrote;
+    bool wrote;                    /* carries a size: sent in order (meta_busy) */
 };
 
 /* An open file handle (fuse_file_info.fh). */
@@ -446,6 +456,13 @@ void fs_release_deferred(struct fs_fh *fh);
  * @return 0 or a negative code.
  */
 int fs_truncate(fs_inode *ino, const struct ckpt_msg_setattr *sa, struct ckpt_attr *out);
+
+/**
+ * @brief Before an OPEN with O_TRUNC of an inode open here: write back what
+ * is buffered and wait until its RELEASEs are answered, so that none of
+ * them sets an older size after ckpt-meta has truncated the file.
+ */
+void fs_meta_quiesce(fs_inode *ino);
 
 /**
  * @brief After an OPEN with O_TRUNC: drop what is buffered for the inode

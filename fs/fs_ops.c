@@ -608,6 +608,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct ckpt_msg_open_resp r;
     struct fs_fh *fh;
 
+    if (fi->flags & O_TRUNC) {
+        fs_inode *inode = fs_inode_find(c, ino);
+        if (inode) {
+            fs_meta_quiesce(inode);
+            fs_inode_put(inode);
+        }
+    }
     int rc = ckpt_mclient_open(c->mc, ino, meta_open_flags(fi->flags), &r);
     if (rc == 0)
         rc = fh_setup(c, fi, &r, &fh);

@@ -67,7 +67,10 @@
  *   acknowledged" is "no unfinished version has seq <= P".  fsync waits for
  *   that; close() does not wait: its RELEASE (struct fs_rel) waits in
  *   ino->rels and is sent by a worker when its point is reached, which is
- *   what lets openers on other mounts proceed (msg_meta.h).
+ *   what lets openers on other mounts proceed (msg_meta.h).  Messages that
+ *   carry a size (RELEASE after a write, FLUSHED, a truncate's SETATTR) go
+ *   to ckpt-meta one at a time per inode, in the order they were made
+ *   (meta_busy, rq_head): ckpt-meta stores the size it receives.
  *
  * Threads: FUSE threads (write, flush, fsync, release, setattr), workers of
  * c->wq (sv_run, cw_resend, rel_run, deg_run), net receive/timer threads
@@ -99,6 +102,7 @@ static void sv_run(struct fs_job *job);
 static void cw_resend(struct fs_job *job);
 static void rel_run(struct fs_job *job);
 static void deg_run(struct fs_job *job);
+static void drain_locked(fs_inode *ino, bool discard_open, struct fs_sv **out_discard);
 
 /* ---- stripe version bookkeeping (ino->lock held) ------------------------------ */
 
@@ -189,20 +193,56 @@ static bool reached_locked(const fs_inode *ino, uint64_t point)
     return !ino->fl_head || ino->fl_head->seq > point;
 }
 
-/* Releases whose flush point is reached go to a worker. */
+/* Releases whose flush point is reached move, oldest first, to the queue
+ * of size messages; its head goes to a worker when no size message is out
+ * (fs_int.h: why one at a time). */
 static void rels_kick_locked(fs_inode *ino)
 {
-    struct fs_rel **pp = &ino->rels;
-    while (*pp) {
-        struct fs_rel *r = *pp;
-        if (reached_locked(ino, r->target_seq)) {
-            *pp = r->next;
-            r->next = NULL;
-            fs_wq_push(ino->c->wq, &r->job);
-        } else {
-            pp = &r->next;
-        }
+    while (ino->rels && reached_locked(ino, ino->rels->target_seq)) {
+        struct fs_rel *r = ino->rels;
+        ino->rels = r->next;
+        r->next = NULL;
+        if (ino->rq_tail)
+            ino->rq_tail->next = r;
+        else
+            ino->rq_head = r;
+        ino->rq_tail = r;
     }
+    if (!ino->meta_busy && ino->rq_head) {
+        struct fs_rel *r = ino->rq_head;
+        ino->rq_head = r->next;
+        if (!ino->rq_head)
+            ino->rq_tail = NULL;
+        r->next = NULL;
+        ino->meta_busy = true;
+        fs_wq_push(ino->c->wq, &r->job);
+    }
+}
+
+/* Wait until every earlier size message is answered, then hold the turn. */
+static void meta_turn_take_locked(fs_inode *ino)
+{
+    while (ino->meta_busy || ino->rq_head)
+        pthread_cond_wait(&ino->cond, &ino->lock);
+    ino->meta_busy = true;
+}
+
+static void meta_turn_give_locked(fs_inode *ino)
+{
+    ino->meta_busy = false;
+    rels_kick_locked(ino);
+    pthread_cond_broadcast(&ino->cond);
+}
+
+void fs_meta_quiesce(fs_inode *ino)
+{
+    struct fs_sv *discard = NULL;
+
+    pthread_mutex_lock(&ino->lock);
+    drain_locked(ino, false, &discard);
+    while (ino->meta_busy || ino->rq_head)
+        pthread_cond_wait(&ino->cond, &ino->lock);
+    pthread_mutex_unlock(&ino->lock);
 }
 
 /* ---- allocation ------------------------------------------------------------------ */
@@ -957,24 +997,26 @@ int fs_fsync(struct fs_fh *fh)
         pthread_cond_wait(&ino->cond, &ino->lock);
     rc = ino->err;
     bool nothing = seq == ino->synced_seq;
-    release_msg_locked(ino, fh->handle, ino->size, true, &m);
-    pthread_mutex_unlock(&ino->lock);
-    if (rc < 0 || nothing)
-        return rc;
-    rc = sync_targets(ino);
-    if (rc < 0)
-        return rc;
-    rc = ino->c->mc ? ckpt_mclient_flushed(ino->c->mc, &m) : 0;
-    if (rc < 0) {
-        CKPT_LOG_WARN("inode %llu: FLUSHED failed: " CKPT_RC_FMT,
-                      (unsigned long long)ino->ino, CKPT_RC_ARGS(rc));
+    if (rc < 0 || nothing) {
+        pthread_mutex_unlock(&ino->lock);
         return rc;
     }
+    meta_turn_take_locked(ino);
+    release_msg_locked(ino, fh->handle, ino->size, true, &m);
+    pthread_mutex_unlock(&ino->lock);
+    rc = sync_targets(ino);
+    if (rc == 0 && ino->c->mc) {
+        rc = ckpt_mclient_flushed(ino->c->mc, &m);
+        if (rc < 0)
+            CKPT_LOG_WARN("inode %llu: FLUSHED failed: " CKPT_RC_FMT,
+                          (unsigned long long)ino->ino, CKPT_RC_ARGS(rc));
+    }
     pthread_mutex_lock(&ino->lock);
-    if (ino->synced_seq < seq)
+    meta_turn_give_locked(ino);
+    if (rc == 0 && ino->synced_seq < seq)
         ino->synced_seq = seq;
     pthread_mutex_unlock(&ino->lock);
-    return 0;
+    return rc;
 }
 
 static void rel_run(struct fs_job *job)
@@ -996,6 +1038,11 @@ static void rel_run(struct fs_job *job)
         CKPT_LOG_WARN("inode %llu: RELEASE of handle %llu failed: " CKPT_RC_FMT,
                       (unsigned long long)ino->ino, (unsigned long long)r->handle,
                       CKPT_RC_ARGS(rc));
+    if (r->wrote) {
+        pthread_mutex_lock(&ino->lock);
+        meta_turn_give_locked(ino);
+        pthread_mutex_unlock(&ino->lock);
+    }
     ckpt_free(r);
     fs_inode_put(ino);
 }
@@ -1012,13 +1059,18 @@ void fs_release_deferred(struct fs_fh *fh)
     r->wrote = wrote;
     r->job.fn = rel_run;
     pthread_mutex_lock(&ino->lock);
-    r->target_seq = wrote ? fs_flush_start_locked(ino) : 0;
     r->size = ino->size;
-    if (reached_locked(ino, r->target_seq)) {
+    if (!wrote) {
+        /* No size: nothing to order it with. */
         fs_wq_push(ino->c->wq, &r->job);
     } else {
-        r->next = ino->rels;
-        ino->rels = r;
+        struct fs_rel **pp = &ino->rels;
+        r->target_seq = fs_flush_start_locked(ino);
+        r->next = NULL;
+        while (*pp)
+            pp = &(*pp)->next;
+        *pp = r;
+        rels_kick_locked(ino);
     }
     pthread_mutex_unlock(&ino->lock);
 }
@@ -1152,6 +1204,7 @@ int fs_truncate(fs_inode *ino, const struct ckpt_msg_setattr *sa, struct ckpt_at
         pthread_cond_wait(&ino->cond, &ino->lock);
     ino->truncating = true;
     drain_locked(ino, false, &discard);
+    meta_turn_take_locked(ino); /* no older RELEASE may land after our SETATTR */
     old = ino->size;
     disk = ino->disk_size;
     rc = ino->err;
@@ -1219,6 +1272,7 @@ out:
         fs_inode_put(ino);
     }
     pthread_mutex_lock(&ino->lock);
+    meta_turn_give_locked(ino);
     ino->truncating = false;
     pthread_cond_broadcast(&ino->cond);
     pthread_mutex_unlock(&ino->lock);

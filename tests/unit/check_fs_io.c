@@ -14,6 +14,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "check_meta_fixture.h"
 #include "crc.h"
 #include "err.h"
 #include "fs_int.h"
@@ -62,6 +64,43 @@ static ckpt_net *net;
 static fs_map *map;
 static fs_client *cl;
 
+/* Parked chunk writes: CHUNK_WRITEs of (park_ino, stripe 0) are held
+ * unanswered until unpark(), to finish versions in a chosen order. */
+static atomic_ullong park_ino;
+static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct parked {
+    struct tnode *n;
+    struct ckpt_req *req;
+} parked[4 * NN];
+static atomic_int nparked;
+static void tn_handle(void *ctx, struct ckpt_req *req);
+
+static bool park(struct tnode *n, struct ckpt_req *req, uint64_t ino, uint64_t stripe)
+{
+    bool held = false;
+    pthread_mutex_lock(&park_lock);
+    if (ino == atomic_load(&park_ino) && stripe == 0 && atomic_load(&nparked) < 4 * NN) {
+        parked[atomic_load(&nparked)] = (struct parked){n, req};
+        atomic_fetch_add(&nparked, 1);
+        held = true;
+    }
+    pthread_mutex_unlock(&park_lock);
+    return held;
+}
+
+static void unpark(void)
+{
+    struct parked p[4 * NN];
+    pthread_mutex_lock(&park_lock);
+    int np = atomic_load(&nparked);
+    memcpy(p, parked, sizeof(p[0]) * (size_t)np);
+    atomic_store(&nparked, 0);
+    atomic_store(&park_ino, 0);
+    pthread_mutex_unlock(&park_lock);
+    for (int i = 0; i < np; i++)
+        tn_handle(p[i].n, p[i].req);
+}
+
 static struct tchunk *tfind(struct tnode *n, uint64_t ino, uint64_t stripe, uint16_t idx)
 {
     for (struct tchunk *c = n->chunks; c; c = c->next)
@@ -87,6 +126,8 @@ static void tn_handle(void *ctx, struct ckpt_req *req)
             ckpt_req_reply(req, CKPT_E_PROTO, NULL, 0, NULL, 0);
             return;
         }
+        if (park(n, req, m.key.ino, m.key.stripe))
+            return;
         atomic_fetch_add(&n->writes, 1);
         if (m.len != req->bulk_len || m.target != n->tid ||
             (m.len && ckpt_crc32c(0, req->bulk, m.len) != m.crc)) {
@@ -249,7 +290,7 @@ static void setup(void)
     start_all(64ull << 20);
 }
 
-static void teardown(void)
+static void stop_all(void)
 {
     fs_client_destroy(cl);
     cl = NULL;
@@ -265,6 +306,11 @@ static void teardown(void)
         pthread_mutex_destroy(&nodes[i].lock);
     }
     ckpt_net_destroy(net);
+}
+
+static void teardown(void)
+{
+    stop_all();
     ck_assert_int_eq(ckpt_alloc_live(), live0); /* nothing leaked */
 }
 
@@ -726,6 +772,134 @@ START_TEST(test_otrunc_with_held)
 }
 END_TEST
 
+/* ---- with the real ckpt-meta (in process, check_meta_fixture.h) ---------------- */
+
+static void setup_meta(void)
+{
+    live0 = ckpt_alloc_live();
+    mfx_setup_with(NULL);
+    mfx_simple_cluster(NN);
+    start_all(64ull << 20);
+    cl->mc = F.mc; /* borrowed: the fixture destroys it */
+}
+
+static void teardown_meta(void)
+{
+    stop_all();
+    mfx_teardown();
+    ck_assert_int_eq(ckpt_alloc_live(), live0);
+}
+
+static uint32_t inode_refs(fs_inode *ino)
+{
+    pthread_mutex_lock(&cl->lock);
+    uint32_t r = ino->refs;
+    pthread_mutex_unlock(&cl->lock);
+    return r;
+}
+
+static struct fs_fh *meta_handle(fs_inode *ino, const struct ckpt_msg_open_resp *r)
+{
+    struct fs_fh *fh = ckpt_calloc(1, sizeof(*fh));
+    fh->rel = ckpt_calloc(1, sizeof(*fh->rel));
+    ck_assert(fh && fh->rel);
+    fs_inode_ref(ino);
+    fh->ino = ino;
+    fh->handle = r->handle;
+    fh->may_write = true;
+    atomic_init(&fh->wrote, true);
+    return fh;
+}
+
+/* Two closes whose flushes finish together: the older handle's stripe is
+ * held at the nodes while the newer one (which made the file longer) is
+ * written, then both complete at once.  ckpt-meta stores the size each
+ * RELEASE carries, so they must arrive in the order they were made, or
+ * the file goes back to the older size (CI saw an O_APPEND then write
+ * past that size and zeros appear in between). */
+START_TEST(test_release_order)
+{
+    struct ckpt_msg_open_resp r1, r2;
+    struct ckpt_attr a;
+    uint8_t *d = rnd(SB + 100, 41);
+
+    for (int round = 0; round < 10; round++) {
+        char name[32];
+        snprintf(name, sizeof(name), "f%d", round);
+        ck_assert_int_eq(ckpt_mclient_create_file(F.mc, 1, name, S_IFREG | 0644, 0, 0,
+                                                  O_CREAT | O_RDWR, &r1), 0);
+        ck_assert_int_eq(ckpt_mclient_open(F.mc, r1.attr.ino, O_RDWR, &r2), 0);
+        fs_inode *ino = new_inode(r1.attr.ino);
+        struct fs_fh *h1 = meta_handle(ino, &r1), *h2 = meta_handle(ino, &r2);
+
+        atomic_store(&park_ino, r1.attr.ino);
+        wr(ino, 0, d, 100);               /* handle 1: size 100, stripe 0 held */
+        fs_release_deferred(h1);
+        ckpt_free(h1);
+        wr(ino, SB, d + 100, 100);        /* handle 2: size SB + 100 */
+        fs_release_deferred(h2);
+        ckpt_free(h2);
+        /* Stripe 1 done, stripe 0 still held: neither RELEASE may go. */
+        MFX_WAIT_FOR(count_chunks(r1.attr.ino, 1, NULL) == K + M &&
+                     atomic_load(&nparked) == K + M, 5000);
+        ck_assert_int_eq(atomic_load(&nparked), K + M);
+        mfx_sleep_ms(20);
+        /* ours, two RELEASEs waiting, the version of stripe 0 */
+        ck_assert_uint_eq(inode_refs(ino), 4);
+        unpark();
+        MFX_WAIT_FOR(inode_refs(ino) == 1, 5000);
+        ck_assert_uint_eq(inode_refs(ino), 1);
+        ck_assert_int_eq(ckpt_mclient_getattr(F.mc, r1.attr.ino, &a), 0);
+        ck_assert_uint_eq(a.size, SB + 100);
+        fs_inode_put(ino);
+    }
+    free(d);
+}
+END_TEST
+
+static void *unpark_later(void *arg)
+{
+    (void)arg;
+    mfx_sleep_ms(50);
+    unpark();
+    return NULL;
+}
+
+/* A truncate after a close: the close's RELEASE (the longer size) is
+ * answered before the truncate's SETATTR goes, never after it. */
+START_TEST(test_truncate_after_release)
+{
+    struct ckpt_msg_open_resp r1;
+    struct ckpt_msg_setattr sa;
+    struct ckpt_attr a;
+    uint8_t *d = rnd(1000, 43);
+
+    ck_assert_int_eq(ckpt_mclient_create_file(F.mc, 1, "t", S_IFREG | 0644, 0, 0,
+                                              O_CREAT | O_RDWR, &r1), 0);
+    fs_inode *ino = new_inode(r1.attr.ino);
+    struct fs_fh *h1 = meta_handle(ino, &r1);
+    atomic_store(&park_ino, r1.attr.ino);
+    wr(ino, 0, d, 1000);
+    fs_release_deferred(h1);
+    ckpt_free(h1);
+    MFX_WAIT_FOR(atomic_load(&nparked) == K + M, 5000);
+    memset(&sa, 0, sizeof(sa));
+    sa.ino = r1.attr.ino;
+    sa.valid = CKPT_SETATTR_SIZE;
+    sa.size = 10;
+    /* The truncate drains the write-back, which unparks from another thread. */
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, unpark_later, NULL), 0);
+    ck_assert_int_eq(fs_truncate(ino, &sa, &a), 0);
+    pthread_join(t, NULL);
+    MFX_WAIT_FOR(inode_refs(ino) == 1, 5000);
+    ck_assert_int_eq(ckpt_mclient_getattr(F.mc, r1.attr.ino, &a), 0);
+    ck_assert_uint_eq(a.size, 10);
+    fs_inode_put(ino);
+    free(d);
+}
+END_TEST
+
 Suite *fs_io_suite(void)
 {
     Suite *s = suite_create("fs_io");
@@ -744,6 +918,14 @@ Suite *fs_io_suite(void)
     tcase_add_test(tc, test_parallel_writers);
     tcase_add_test(tc, test_otrunc_with_held);
     tcase_add_test(tc, test_backpressure);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("meta");
+    tcase_set_timeout(tc, 30);
+    tcase_add_unchecked_fixture(tc, mfx_root_setup, mfx_root_teardown);
+    tcase_add_checked_fixture(tc, setup_meta, teardown_meta);
+    tcase_add_test(tc, test_release_order);
+    tcase_add_test(tc, test_truncate_after_release);
     suite_add_tcase(s, tc);
     return s;
 }
