@@ -441,6 +441,7 @@ int fs_inode_get(fs_client *c, const struct ckpt_attr *attr,
     i->size = attr->size;
     i->disk_size = attr->size;
     i->seq_ok = attr->size == 0;
+    i->incomplete = (attr->flags & CKPT_ATTR_F_INCOMPLETE) != 0;
     i->mtime_sec = attr->mtime_sec;
     i->mtime_nsec = attr->mtime_nsec;
     pthread_mutex_init(&i->lock, NULL);
@@ -537,6 +538,7 @@ void fs_inode_update_attr(fs_inode *ino, const struct ckpt_attr *attr)
     }
     if (attr->size > ino->disk_size)
         ino->disk_size = attr->size;
+    ino->incomplete = (attr->flags & CKPT_ATTR_F_INCOMPLETE) != 0;
     pthread_mutex_unlock(&ino->lock);
     fs_rc_free_list(ino->c, dropped);
 }

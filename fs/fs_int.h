@@ -171,6 +171,7 @@ struct fs_inode {
     uint64_t synced_seq;           /* submit_seq at the last good fsync */
     uint32_t flush_waiters;        /* threads waiting for writers to leave */
     int err;                       /* sticky write error (-EIO) */
+    bool incomplete;               /* ckpt-meta: CKPT_ATTR_F_INCOMPLETE (fsync says EIO) */
     bool seq_ok;                   /* written strictly sequentially from 0 */
     uint64_t seq_end;
     struct fs_scrc *scrc;

@@ -996,6 +996,12 @@ int fs_fsync(struct fs_fh *fh)
     while (!reached_locked(ino, seq))
         pthread_cond_wait(&ino->cond, &ino->lock);
     rc = ino->err;
+    if (rc == 0 && ino->incomplete) {
+        /* A writer (maybe on another mount, maybe before this open) died
+         * or could not store all of its data: what fsync promises does
+         * not hold until the file is written again (O_TRUNC). */
+        rc = -EIO;
+    }
     bool nothing = seq == ino->synced_seq;
     if (rc < 0 || nothing) {
         pthread_mutex_unlock(&ino->lock);
@@ -1300,6 +1306,7 @@ void fs_after_otrunc(fs_client *c, fs_inode *ino, const struct ckpt_attr *attr,
         ino->seq_end = 0;
         ino->nscrc = 0;
         ino->err = 0;
+        ino->incomplete = false;
         fs_rc_drop_locked(ino, 0, true, &dropped);
         pthread_mutex_unlock(&ino->lock);
         fs_rc_free_list(c, dropped);

@@ -145,9 +145,10 @@ static const struct subcmd subcmds[] = {
     {"wait", "wait PATH", "flush everything written so far under PATH",
      "fsync every regular file under PATH (a file or a directory) through the\n"
      "mount: returns once every byte written so far, by any process of this\n"
-     "mount, is acknowledged by its targets.  A flush error is seen while some\n"
-     "process of this mount still has the file open; once the last writer has\n"
-     "closed it, a failed flush is only in ckptfs's log (and ckpt-meta's view).\n",
+     "mount, is acknowledged by its targets.  Fails when a flush failed, or when\n"
+     "a file is marked incomplete at ckpt-meta (its writer died, or closed it\n"
+     "after a flush that could not store all of its data): fsync says EIO for\n"
+     "such a file until it is written again from the start (O_TRUNC).\n",
      "0 flushed; 1 error (a flush failed: EIO); 2 usage\n"},
     {"prune", "prune JOB --keep N [--min-age S] [--dry-run]",
      "delete old checkpoints, keeping the newest N COMMITTED",
@@ -839,10 +840,13 @@ static int wait_cb(const char *p, const struct stat *sb, int flag, struct FTW *f
     int rc = fsync(fd);
     int e = errno;
     close(fd);
-    if (rc < 0) {
+    if (rc < 0 && e == EIO)
+        fprintf(stderr, "ckpt: wait: %s: not safe: its writer died or could not store all of "
+                        "its data (EIO); write the file again\n", p);
+    else if (rc < 0)
         fprintf(stderr, "ckpt: wait: %s: %s\n", p, strerror(e));
+    if (rc < 0)
         return 1;
-    }
     return 0;
 }
 

@@ -316,6 +316,18 @@ static void teardown(void)
 
 /* ---- helpers ---------------------------------------------------------------- */
 
+/* K+M over the test nodes, CHUNK bytes per chunk. */
+static void test_layout(struct ckpt_layout *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->k = K;
+    l->m = M;
+    l->width = NN;
+    l->chunk_size = CHUNK;
+    for (int i = 0; i < NN; i++)
+        l->targets[i] = nodes[i].tid;
+}
+
 static fs_inode *new_inode(uint64_t ino_no)
 {
     struct ckpt_attr a;
@@ -327,13 +339,7 @@ static fs_inode *new_inode(uint64_t ino_no)
     a.mode = S_IFREG | 0644;
     a.nlink = 1;
     a.data_gen = 1;
-    memset(&l, 0, sizeof(l));
-    l.k = K;
-    l.m = M;
-    l.width = NN;
-    l.chunk_size = CHUNK;
-    for (int i = 0; i < NN; i++)
-        l.targets[i] = nodes[i].tid;
+    test_layout(&l);
     ck_assert_int_eq(fs_inode_get(cl, &a, &l, &ino), 0);
     return ino;
 }
@@ -900,6 +906,47 @@ START_TEST(test_truncate_after_release)
 }
 END_TEST
 
+/* A file ckpt-meta marks incomplete (a writer closed it after a flush that
+ * lost data, or died): fsync through a later open says EIO, so `ckpt wait`
+ * does not call it safe, until the file is written again with O_TRUNC. */
+START_TEST(test_incomplete_fsync)
+{
+    struct ckpt_msg_open_resp r1, r2, r3;
+    struct ckpt_msg_release m;
+    struct ckpt_layout l;
+    fs_inode *ino = NULL;
+
+    ck_assert_int_eq(ckpt_mclient_create_file(F.mc, 1, "inc", S_IFREG | 0644, 0, 0,
+                                              O_CREAT | O_RDWR, &r1), 0);
+    memset(&m, 0, sizeof(m));
+    m.ino = r1.attr.ino;
+    m.handle = r1.handle;
+    m.session = ckpt_mclient_session(F.mc);
+    m.wrote = 1;
+    m.lost = 1;
+    m.size = 4096;
+    ck_assert_int_eq(ckpt_mclient_release(F.mc, &m), 0);
+    ck_assert_int_eq(ckpt_mclient_open(F.mc, r1.attr.ino, O_RDONLY, &r2), 0);
+    ck_assert_uint_eq(r2.attr.flags & CKPT_ATTR_F_INCOMPLETE, CKPT_ATTR_F_INCOMPLETE);
+    test_layout(&l);
+    ck_assert_int_eq(fs_inode_get(cl, &r2.attr, &l, &ino), 0);
+    struct fs_fh *fh = meta_handle(ino, &r2);
+    atomic_store(&fh->wrote, false);
+    ck_assert_int_eq(fs_fsync(fh), -EIO);
+    ck_assert_int_eq(ckpt_mclient_open(F.mc, r1.attr.ino, O_WRONLY | O_TRUNC, &r3), 0);
+    ck_assert_uint_eq(r3.attr.flags & CKPT_ATTR_F_INCOMPLETE, 0);
+    fs_after_otrunc(cl, ino, &r3.attr, &l);
+    ck_assert_int_eq(fs_fsync(fh), 0);
+    fs_release_deferred(fh);
+    ckpt_free(fh);
+    struct fs_fh *fh3 = meta_handle(ino, &r3);
+    atomic_store(&fh3->wrote, false);
+    fs_release_deferred(fh3);
+    ckpt_free(fh3);
+    fs_inode_put(ino);
+}
+END_TEST
+
 Suite *fs_io_suite(void)
 {
     Suite *s = suite_create("fs_io");
@@ -926,6 +973,7 @@ Suite *fs_io_suite(void)
     tcase_add_checked_fixture(tc, setup_meta, teardown_meta);
     tcase_add_test(tc, test_release_order);
     tcase_add_test(tc, test_truncate_after_release);
+    tcase_add_test(tc, test_incomplete_fsync);
     suite_add_tcase(s, tc);
     return s;
 }
