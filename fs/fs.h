@@ -37,6 +37,7 @@ struct fs_opts {
     uint64_t readahead_bytes;      /* per sequential stream; 0: none */
     uint32_t attr_timeout_ms;
     uint32_t entry_timeout_ms;
+    uint64_t buffer_keep_ms;       /* recycled write-back buffers kept while idle */
     enum fs_io_mode io_mode;
     bool writeback_cache;          /* FUSE_CAP_WRITEBACK_CACHE (cached opens) */
     bool parallel_writes;          /* FOPEN_PARALLEL_DIRECT_WRITES on direct opens */

@@ -37,7 +37,7 @@
 
 struct mopts {
     char *meta, *conf, *key_file, *transport, *dirty_limit, *threads, *readahead;
-    char *attr_timeout, *entry_timeout, *log_file, *log_level, *io;
+    char *attr_timeout, *entry_timeout, *log_file, *log_level, *io, *buffer_keep;
     int writeback_cache, nosplice, noparallel;
 };
 
@@ -68,6 +68,7 @@ static const struct fuse_opt spec[] = {
     MOPT("threads=%s", threads),
     MOPT("readahead=%s", readahead),
     MOPT("attr_timeout=%s", attr_timeout),
+    MOPT("buffer_keep=%s", buffer_keep),
     MOPT("entry_timeout=%s", entry_timeout),
     MOPT("log_file=%s", log_file),
     MOPT("log_level=%s", log_level),
@@ -194,6 +195,7 @@ void fs_args_usage(FILE *f)
             "  readahead=SIZE       sequential read-ahead ([client] readahead)\n"
             "  attr_timeout=DUR     attribute cache time ([client] attr_timeout)\n"
             "  entry_timeout=DUR    name cache time ([client] entry_timeout)\n"
+            "  buffer_keep=DUR      keep idle write-back buffers ([client] buffer_keep)\n"
             "  log_file=FILE        as --log-file\n"
             "  log_level=LEVEL      as --log-level ([client] log_level)\n"
             "  io=MODE              direct (default), cached or mixed\n"
@@ -260,6 +262,7 @@ static int build(struct pstate *p, struct mopts *mo, struct fuse_args *fa)
         set_key(p, &cfg, "client", "threads", mo->threads) ||
         set_key(p, &cfg, "client", "readahead", mo->readahead) ||
         set_key(p, &cfg, "client", "attr_timeout", mo->attr_timeout) ||
+        set_key(p, &cfg, "client", "buffer_keep", mo->buffer_keep) ||
         set_key(p, &cfg, "client", "entry_timeout", mo->entry_timeout) ||
         set_key(p, &cfg, "client", "log_level", mo->log_level) ||
         set_key(p, &cfg, "client", "log_level", p->log_level))
@@ -280,6 +283,7 @@ static int build(struct pstate *p, struct mopts *mo, struct fuse_args *fa)
     o->threads = cfg.client.threads;
     o->readahead_bytes = cfg.client.readahead_bytes;
     o->attr_timeout_ms = (uint32_t)cfg.client.attr_timeout_ms;
+    o->buffer_keep_ms = cfg.client.buffer_keep_ms;
     o->entry_timeout_ms = (uint32_t)cfg.client.entry_timeout_ms;
     a->log_level = cfg.client.log_level;
     if (mo->io) {
@@ -388,7 +392,7 @@ int fs_args_parse(int argc, char **argv, struct fs_args *out, char *err, size_t 
     }
     fuse_opt_free_args(&fa);
     char **strs[] = {&mo->meta, &mo->conf, &mo->key_file, &mo->transport, &mo->dirty_limit,
-                     &mo->threads, &mo->readahead, &mo->attr_timeout, &mo->entry_timeout,
+                     &mo->threads, &mo->readahead, &mo->attr_timeout, &mo->entry_timeout, &mo->buffer_keep,
                      &mo->log_file, &mo->log_level, &mo->io};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]); /* allocated by fuse_opt with strdup */

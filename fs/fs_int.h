@@ -51,7 +51,6 @@
 #define FS_DONE_RING 64           /* recently finished versions remembered */
 #define FS_WRITEBACK_NICE 10      /* write-back workers yield to the application */
 #define FS_HOLD_IDLE_MS 200       /* held full stripes go once the writer pauses this long */
-#define FS_BUF_IDLE_MS 300000     /* recycled stripe buffers are freed after this idle time */
 
 typedef struct fs_inode fs_inode;
 struct fs_sv;

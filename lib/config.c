@@ -133,6 +133,8 @@ static const struct key_desc keys[] = {
     {"client", "readahead", KT_SIZE, 0, FIELD(client.readahead_bytes), 0, GIB, NULL},
     {"client", "attr_timeout", KT_DURATION, 0, FIELD(client.attr_timeout_ms), 0, MS_PER_H, NULL},
     {"client", "entry_timeout", KT_DURATION, 0, FIELD(client.entry_timeout_ms), 0, MS_PER_H, NULL},
+    {"client", "buffer_keep", KT_DURATION, 0, FIELD(client.buffer_keep_ms), 0, 24 * MS_PER_H,
+     NULL},
     {"client", "log_level", KT_LOGLEVEL, 0, FIELD(client.log_level), 0, 0, NULL},
     {"layout", "ec", KT_EC, 0, FIELD(layout.def), 0, 0, NULL},
     {"layout", "chunk", KT_CHUNK, 0, FIELD(layout.def), 0, 0, NULL},
@@ -949,6 +951,7 @@ void ckpt_config_init(struct ckpt_config *cfg)
     cfg->client.dirty_limit_bytes = 2 * GIB;
     cfg->client.threads = 8;
     cfg->client.readahead_bytes = 32 * MIB;
+    cfg->client.buffer_keep_ms = 30 * 60 * MS_PER_S;
     cfg->client.attr_timeout_ms = MS_PER_S;
     cfg->client.entry_timeout_ms = MS_PER_S;
     cfg->client.log_level = CKPT_LOG_LVL_INFO;

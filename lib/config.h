@@ -51,6 +51,7 @@
  *   readahead     size      32M        0..1G (0: no read-ahead)
  *   attr_timeout  duration  1s         0..1h
  *   entry_timeout duration  1s         0..1h
+ *   buffer_keep   duration  30m        0..24h (0: free write-back buffers at once)
  *   log_level     enum      info
  *  [layout]
  *   ec            K+M       4+2        1 <= K <= 16, 0 <= M <= 4
@@ -156,6 +157,7 @@ struct ckpt_config_client {
     uint64_t readahead_bytes;
     uint64_t attr_timeout_ms;
     uint64_t entry_timeout_ms;
+    uint64_t buffer_keep_ms;
     int log_level;
 };
 

@@ -78,6 +78,7 @@ static void field_str(const struct ckpt_config *c, const char *sec, const char *
     else if (IS("client", "readahead")) U(c->client.readahead_bytes);
     else if (IS("client", "attr_timeout")) U(c->client.attr_timeout_ms);
     else if (IS("client", "entry_timeout")) U(c->client.entry_timeout_ms);
+    else if (IS("client", "buffer_keep")) U(c->client.buffer_keep_ms);
     else if (IS("client", "log_level")) U(c->client.log_level);
     else if (IS("layout", "ec")) snprintf(out, cap, "%u+%u", c->layout.def.k, c->layout.def.m);
     else if (IS("layout", "chunk")) U(c->layout.def.chunk_size);
@@ -136,6 +137,7 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(c.client.readahead_bytes, 32ull << 20);
     ck_assert_uint_eq(c.client.attr_timeout_ms, 1000);
     ck_assert_uint_eq(c.client.entry_timeout_ms, 1000);
+    ck_assert_uint_eq(c.client.buffer_keep_ms, 30 * 60 * 1000);
     ck_assert_int_eq(c.client.log_level, CKPT_LOG_LVL_INFO);
 
     ck_assert_uint_eq(c.layout.def.k, 4);
@@ -348,6 +350,9 @@ static const struct vcase vcases[] = {
     {"client", "attr_timeout", "1h", "3600000"},
     {"client", "attr_timeout", "3600001ms", NULL},
     {"client", "attr_timeout", "2h", NULL},
+    {"client", "buffer_keep", "0", "0"},
+    {"client", "buffer_keep", "24h", "86400000"},
+    {"client", "buffer_keep", "25h", NULL},
     {"client", "entry_timeout", "2m", "120000"},
     {"client", "entry_timeout", "5sx", NULL},
     {"client", "log_level", "warn", "4"},

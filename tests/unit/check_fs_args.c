@@ -85,6 +85,7 @@ START_TEST(test_basic_conf)
     ck_assert_uint_eq(a.opts.threads, 5);
     ck_assert_uint_eq(a.opts.readahead_bytes, 16u << 20);
     ck_assert_int_eq(a.opts.io_mode, FS_IO_DIRECT);
+    ck_assert_uint_eq(a.opts.buffer_keep_ms, 30u * 60 * 1000); /* the default */
     ck_assert(a.opts.splice);
     ck_assert(!a.foreground);
     ck_assert_int_ge(a.fuse_argc, 1);
@@ -99,7 +100,7 @@ START_TEST(test_o_options)
     char err[512], o[512];
 
     snprintf(o, sizeof(o), "conf=%s,meta=127.0.0.1:9999,dirty_limit=128M,threads=4,"
-                           "allow_other,io=mixed,nosplice,default_permissions", conf);
+                           "allow_other,io=mixed,nosplice,default_permissions,buffer_keep=90s", conf);
     ck_assert_int_eq(parse(&a, err, 6, "mount.ckptfs", "ckptfs", mnt, "-o", o, "-f"), 0);
     ck_assert_str_eq(a.mountpoint, mnt);
     ck_assert_str_eq(a.opts.meta_host, "127.0.0.1");
@@ -108,6 +109,7 @@ START_TEST(test_o_options)
     ck_assert_uint_eq(a.opts.threads, 4);
     ck_assert_int_eq(a.opts.io_mode, FS_IO_MIXED);
     ck_assert(!a.opts.splice);
+    ck_assert_uint_eq(a.opts.buffer_keep_ms, 90000);
     ck_assert(a.foreground);
     ck_assert(fuse_has(&a, "allow_other"));
     ck_assert(fuse_has(&a, "default_permissions"));
