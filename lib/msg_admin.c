@@ -75,6 +75,7 @@ int ckpt_msg_node_info_resp_encode(struct ckpt_wbuf *w, const struct ckpt_msg_no
     ckpt_wr_u64(w, m->bytes);
     ckpt_wr_u64(w, m->tasks);
     ckpt_wr_u64(w, m->delq);
+    ckpt_wr_u64(w, m->open_files);
     return w->err;
 }
 
@@ -90,6 +91,9 @@ int ckpt_msg_node_info_resp_decode(const void *body, size_t len,
     out->bytes = ckpt_rd_u64(&r);
     out->tasks = ckpt_rd_u64(&r);
     out->delq = ckpt_rd_u64(&r);
+    out->open_files = ckpt_rd_u64(&r);
+    if (r.err == 0 && out->open_files > out->files)
+        ckpt_rbuf_fail(&r);
     if (r.err == 0 && (out->flags & ~(CKPT_NODE_F_HELD | CKPT_NODE_F_DRAINING)))
         ckpt_rbuf_fail(&r);
     return ckpt_rbuf_end(&r);

@@ -94,6 +94,7 @@ struct ckpt_msg_node_info_resp {
     uint64_t bytes;            /* estimated chunk bytes of those on its targets */
     uint64_t tasks;            /* pending tasks moving/rebuilding them */
     uint64_t delq;             /* queued chunk deletions on its targets */
+    uint64_t open_files;       /* of files: open now (a move waits for the close) */
 };
 
 #define CKPT_REBALANCE_DRY_RUN 0x1u   /* request: plan only */

@@ -234,7 +234,8 @@ void meta_di_node_info(struct meta_server *srv, struct ckpt_req *req)
     if (rc == 0)
         rc = meta_store_txn_begin(srv->st, NULL, true, &txn);
     for (uint32_t i = 0; i < ntids && rc == 0; i++) {
-        rc = meta_rebuild_target_info(srv, txn, tids[i], &r.files, &r.bytes, &r.tasks);
+        rc = meta_rebuild_target_info(srv, txn, tids[i], &r.files, &r.bytes, &r.open_files,
+                                      &r.tasks);
         if (rc == 0)
             rc = meta_store_delq_iter(txn, tids[i], 0, delq_count, &r.delq);
     }

@@ -1535,9 +1535,10 @@ const struct meta_wop_type meta_wop_rebalance = {
 /* ---- NODE_INFO helper (meta_admin.c) ------------------------------------------------ */
 
 struct tinfo_ctx {
+    struct meta_server *srv;
     MDB_txn *txn;
     uint32_t tid;
-    uint64_t files, bytes;
+    uint64_t files, bytes, open;
 };
 
 static int tinfo_file(uint64_t ino, void *ctx)
@@ -1547,6 +1548,8 @@ static int tinfo_file(uint64_t ino, void *ctx)
     struct ckpt_layout l;
     int slot;
     c->files++;
+    if (meta_sess_ino_open(c->srv, ino))
+        c->open++;
     if (meta_store_getattr(c->txn, ino, &a) == 0 && meta_store_layout_get(c->txn, ino, &l) == 0 &&
         (slot = slot_of(&l, c->tid)) >= 0)
         c->bytes += slot_bytes(&l, a.size, (uint32_t)slot);
@@ -1554,9 +1557,9 @@ static int tinfo_file(uint64_t ino, void *ctx)
 }
 
 int meta_rebuild_target_info(struct meta_server *srv, MDB_txn *txn, uint32_t tid,
-                             uint64_t *files, uint64_t *bytes, uint64_t *tasks)
+                             uint64_t *files, uint64_t *bytes, uint64_t *open, uint64_t *tasks)
 {
-    struct tinfo_ctx c = {.txn = txn, .tid = tid};
+    struct tinfo_ctx c = {.srv = srv, .txn = txn, .tid = tid};
     MDB_cursor *cur = NULL;
     uint8_t kb[TASK_KEY_LEN];
     MDB_val k = {sizeof(kb), kb}, v;
@@ -1565,6 +1568,7 @@ int meta_rebuild_target_info(struct meta_server *srv, MDB_txn *txn, uint32_t tid
         return rc;
     *files += c.files;
     *bytes += c.bytes;
+    *open += c.open;
     task_key(kb, tid, 0);
     rc = meta_store_errno(mdb_cursor_open(txn, srv->rb->dbi_task, &cur));
     if (rc < 0)

@@ -390,10 +390,12 @@ void meta_di_task_fetch(struct meta_server *, struct ckpt_req *);
 void meta_di_rebuild_status(struct meta_server *, struct ckpt_req *);
 extern const struct meta_wop_type meta_wop_task_done, meta_wop_rebuild_plan;
 /** What target tid still holds: *files += files whose layout names it,
- *  *bytes += their estimated chunk bytes on it, *tasks += pending tasks
- *  off it (NODE_INFO).  @return 0, store errors. */
+ *  *bytes += their estimated chunk bytes on it, *open += those of them a
+ *  session has open now (a move waits for the close), *tasks += pending
+ *  tasks off it (NODE_INFO).  @return 0, store errors. */
 int meta_rebuild_target_info(struct meta_server *srv, MDB_txn *txn, uint32_t tid,
-                             uint64_t *files, uint64_t *bytes, uint64_t *tasks);
+                             uint64_t *files, uint64_t *bytes, uint64_t *open,
+                             uint64_t *tasks);
 
 /* ---- meta_admin.c ---------------------------------------------------- */
 

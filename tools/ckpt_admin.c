@@ -1358,11 +1358,12 @@ static void node_info_json(const char *name, const struct ckpt_msg_node_info_res
     printf("{\"node\":");
     ckpt_json_str(stdout, name);
     printf(",\"id\":%u,\"state\":\"%s\",\"held_out\":%s,\"draining\":%s,\"files\":%llu,"
-           "\"bytes\":%llu,\"tasks\":%llu,\"delq\":%llu,\"drained\":%s}\n", ni->node_id,
+           "\"bytes\":%llu,\"tasks\":%llu,\"delq\":%llu,\"open_files\":%llu,\"drained\":%s}\n",
+           ni->node_id,
            ckpt_node_state_name(ni->state), ni->flags & CKPT_NODE_F_HELD ? "true" : "false",
            ni->flags & CKPT_NODE_F_DRAINING ? "true" : "false", (unsigned long long)ni->files,
            (unsigned long long)ni->bytes, (unsigned long long)ni->tasks,
-           (unsigned long long)ni->delq,
+           (unsigned long long)ni->delq, (unsigned long long)ni->open_files,
            ni->files == 0 && ni->delq == 0 ? "true" : "false");
 }
 
@@ -1405,9 +1406,13 @@ static int drain_wait(struct ctx *c, const char *arg, uint32_t id, uint64_t time
         double now = now_s();
         if (now >= end) {
             fprintf(stderr, "ckpt-admin: node %s: not drained after %llu s: %llu file(s), "
-                    "%llu queued deletion(s) left (see ckpt-meta's log)\n", arg,
+                    "%llu queued deletion(s) left (see ckpt-meta's log)", arg,
                     (unsigned long long)timeout_s, (unsigned long long)ni.files,
                     (unsigned long long)ni.delq);
+            if (ni.open_files)
+                fprintf(stderr, "; %llu of the files are open, and a file moves only once "
+                        "nobody has it open", (unsigned long long)ni.open_files);
+            fputc('\n', stderr);
             return EX_ERR;
         }
         if (!c->json && now - last >= 2.0 && rebuild_status(c, &st) == 0) {
@@ -1416,9 +1421,14 @@ static int drain_wait(struct ctx *c, const char *arg, uint32_t id, uint64_t time
             ckpt_fmt_bytes(first_bytes > ni.bytes ? first_bytes - ni.bytes : 0, done, sizeof(done));
             double rate = now > t0 ? (double)(first_bytes > ni.bytes ? first_bytes - ni.bytes
                                                                      : 0) / (now - t0) : 0;
-            fprintf(stderr, "draining %s: %llu file(s), %s left; %s moved, %.1f MiB/s, ETA %s%.0f s"
-                    "; %llu deletion(s) queued\n", arg, (unsigned long long)ni.files, left, done,
-                    rate / 1048576.0, rate > 0 ? "" : "~",
+            char open_note[64] = "";
+            if (ni.open_files)
+                snprintf(open_note, sizeof(open_note), " (%llu open: moved once closed)",
+                         (unsigned long long)ni.open_files);
+            fprintf(stderr, "draining %s: %llu file(s)%s, %s left; %s moved, %.1f MiB/s, "
+                    "ETA %s%.0f s; %llu deletion(s) queued\n", arg,
+                    (unsigned long long)ni.files, open_note, left, done, rate / 1048576.0,
+                    rate > 0 ? "" : "~",
                     rate > 0 ? (double)ni.bytes / rate : (double)st.move_eta_s,
                     (unsigned long long)ni.delq);
             last = now;

@@ -578,6 +578,19 @@ START_TEST(test_drain_move_remove)
     ck_assert_uint_eq(ni.flags, CKPT_NODE_F_DRAINING);
     ck_assert_uint_eq(ni.files, 1);
     ck_assert_uint_gt(ni.bytes, 0);
+    ck_assert_uint_eq(ni.open_files, 0);
+    /* A file open somewhere is counted (its move waits for the close). */
+    struct ckpt_msg_open_resp ro;
+    struct ckpt_msg_release rr = {0};
+    ck_assert_int_eq(ckpt_mclient_open(F.mc, o.attr.ino, O_RDONLY, &ro), 0);
+    ck_assert_int_eq(node_info(vid, &ni), 0);
+    ck_assert_uint_eq(ni.open_files, 1);
+    rr.ino = o.attr.ino;
+    rr.handle = ro.handle;
+    rr.session = ckpt_mclient_session(F.mc);
+    ck_assert_int_eq(ckpt_mclient_release(F.mc, &rr), 0);
+    ck_assert_int_eq(node_info(vid, &ni), 0);
+    ck_assert_uint_eq(ni.open_files, 0);
     /* Heartbeats keep it DRAINING, not UP. */
     ck_assert_int_eq(mfx_heartbeat(victim, NULL), 0);
     ck_assert_uint_eq(mfx_node_state(vid), CKPT_NODE_DRAINING);

@@ -69,7 +69,8 @@ START_TEST(test_node_info)
     struct ckpt_msg_node_info m = {.node_id = 9}, d;
     struct ckpt_msg_node_info_resp r = {.node_id = 9, .state = CKPT_NODE_DRAINING,
                                         .flags = CKPT_NODE_F_DRAINING, .files = 3,
-                                        .bytes = 1u << 20, .tasks = 2, .delq = 1}, r2;
+                                        .bytes = 1u << 20, .tasks = 2, .delq = 1,
+                                        .open_files = 2}, r2;
     struct ckpt_wbuf w;
     uint8_t buf[128];
     ckpt_wbuf_init(&w, buf, sizeof(buf));
@@ -94,6 +95,7 @@ START_TEST(test_node_info)
     ck_assert_uint_eq(r2.bytes, 1u << 20);
     ck_assert_uint_eq(r2.tasks, 2);
     ck_assert_uint_eq(r2.delq, 1);
+    ck_assert_uint_eq(r2.open_files, 2);
     for (size_t cut = 0; cut < w.len; cut++)
         ck_assert_int_eq(ckpt_msg_node_info_resp_decode(w.p, cut, &r2), CKPT_E_PROTO);
     ckpt_wbuf_free(&w);
@@ -103,6 +105,12 @@ START_TEST(test_node_info)
     ck_assert_int_eq(ckpt_msg_node_info_resp_decode(w.p, w.len, &r2), CKPT_E_PROTO);
     ckpt_wbuf_free(&w);
     r.state = CKPT_NODE_UP;
+    r.open_files = 4; /* more open files than files */
+    ckpt_wbuf_init(&w, buf, sizeof(buf));
+    ck_assert_int_eq(ckpt_msg_node_info_resp_encode(&w, &r), 0);
+    ck_assert_int_eq(ckpt_msg_node_info_resp_decode(w.p, w.len, &r2), CKPT_E_PROTO);
+    ckpt_wbuf_free(&w);
+    r.open_files = 0;
     r.flags = 0x4;
     ckpt_wbuf_init(&w, buf, sizeof(buf));
     ck_assert_int_eq(ckpt_msg_node_info_resp_encode(&w, &r), 0);
