@@ -778,6 +778,45 @@ START_TEST(test_otrunc_with_held)
 }
 END_TEST
 
+static uint64_t cached_bufs(void)
+{
+    pthread_mutex_lock(&cl->lock);
+    uint64_t b = cl->buf_cached;
+    pthread_mutex_unlock(&cl->lock);
+    return b;
+}
+
+/* The flusher reads the option under cl->lock. */
+static void set_keep(uint64_t ms)
+{
+    pthread_mutex_lock(&cl->lock);
+    cl->opts.buffer_keep_ms = ms;
+    pthread_mutex_unlock(&cl->lock);
+}
+
+/* buffer_keep: written stripe buffers stay for the next checkpoint while
+ * the mount is idle for less than it, and are given back after it. */
+START_TEST(test_buffer_keep)
+{
+    uint8_t *d = rnd(4 * SB, 47);
+    fs_inode *ino = new_inode(12000);
+
+    set_keep(3600000);
+    wr(ino, 0, d, 4 * SB);
+    ck_assert_int_eq(fs_flush_wait(ino), 0);
+    MFX_WAIT_FOR(cached_bufs() >= 4 * SB, 2000); /* the last goes back just after */
+    ck_assert_uint_ge(cached_bufs(), 4 * SB);
+    mfx_sleep_ms(300); /* the flusher looks every 50 ms: kept */
+    ck_assert_uint_ge(cached_bufs(), 4 * SB);
+    set_keep(100);
+    MFX_WAIT_FOR(cached_bufs() == 0, 2000);
+    ck_assert_uint_eq(cached_bufs(), 0);
+    check_all(ino, d, 4 * SB);
+    fs_inode_put(ino);
+    free(d);
+}
+END_TEST
+
 /* ---- with the real ckpt-meta (in process, check_meta_fixture.h) ---------------- */
 
 static void setup_meta(void)
@@ -965,6 +1004,7 @@ Suite *fs_io_suite(void)
     tcase_add_test(tc, test_parallel_writers);
     tcase_add_test(tc, test_otrunc_with_held);
     tcase_add_test(tc, test_backpressure);
+    tcase_add_test(tc, test_buffer_keep);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("meta");
