@@ -242,12 +242,50 @@ int fs_client_start_local(fs_client *c, ckpt_net *net, fs_map *map)
     return flusher_start(c);
 }
 
+void fs_client_fh_track(fs_client *c, struct fs_fh *fh)
+{
+    pthread_mutex_lock(&c->lock);
+    fh->tprev = NULL;
+    fh->tnext = c->fh_head;
+    if (c->fh_head)
+        c->fh_head->tprev = fh;
+    c->fh_head = fh;
+    pthread_mutex_unlock(&c->lock);
+}
+
+void fs_client_fh_untrack(fs_client *c, struct fs_fh *fh)
+{
+    pthread_mutex_lock(&c->lock);
+    if (fh->tprev)
+        fh->tprev->tnext = fh->tnext;
+    else if (c->fh_head == fh)
+        c->fh_head = fh->tnext;
+    if (fh->tnext)
+        fh->tnext->tprev = fh->tprev;
+    fh->tprev = fh->tnext = NULL;
+    pthread_mutex_unlock(&c->lock);
+}
+
 void fs_client_destroy(fs_client *c)
 {
     if (!c)
         return;
     if (!c->wq)
         goto stop; /* never started: no inode can exist */
+    /* Handles whose RELEASE the kernel still had queued when the session
+     * ended (SIGTERM just after a close()) or never sent (lazy unmount):
+     * release them as the kernel would have, so their RELEASE, with the
+     * size, goes out after the write-back below. */
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        struct fs_fh *fh = c->fh_head;
+        pthread_mutex_unlock(&c->lock);
+        if (!fh)
+            break;
+        fs_client_fh_untrack(c, fh);
+        fs_release_deferred(fh);
+        ckpt_free(fh);
+    }
     flusher_stop(c); /* queues everything still held */
     /* Finish the write-back of every inode still known (bounded by the
      * chunk call timeouts), so the deferred RELEASEs go out. */

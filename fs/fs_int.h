@@ -109,6 +109,7 @@ struct fs_client {
     uint64_t rc_bytes;             /* protected by lock: read cache memory */
     uint64_t rc_limit;
     bool borrowed;                 /* net and map belong to a unit test */
+    struct fs_fh *fh_head;         /* protected by lock: handles the kernel holds */
     struct fs_stats st;
 };
 
@@ -219,6 +220,7 @@ struct fs_fh {
     bool may_write;
     _Atomic bool wrote;
     struct fs_rel *rel;            /* preallocated for release */
+    struct fs_fh *tprev, *tnext;   /* c->fh_head (fs_client_fh_track); c->lock */
 };
 
 /* ---- write side ---------------------------------------------------------------- */
@@ -339,6 +341,16 @@ void fs_inode_ref(fs_inode *ino);
 void fs_inode_put(fs_inode *ino);
 /** @brief Fold a fresh attr from ckpt-meta into the inode (size, gen). */
 void fs_inode_update_attr(fs_inode *ino, const struct ckpt_attr *attr);
+
+/**
+ * @brief Track a handle the kernel holds (from open/create until RELEASE):
+ * a handle whose RELEASE never came (the session ended first, e.g. on
+ * SIGTERM right after a close(), or a lazy unmount) is released by
+ * fs_client_destroy() after its write-back, so ckpt-meta gets its size
+ * instead of marking the file incomplete.  Untrack before releasing.
+ */
+void fs_client_fh_track(fs_client *c, struct fs_fh *fh);
+void fs_client_fh_untrack(fs_client *c, struct fs_fh *fh);
 
 /**
  * @brief Take a sending slot for sv (c->max_flight).  When none is free, sv

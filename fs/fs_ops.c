@@ -622,6 +622,7 @@ static int fh_setup(fs_client *c, struct fuse_file_info *fi,
         break;
     }
     fi->keep_cache = 0;
+    fs_client_fh_track(c, fh);
     *out = fh;
     return 0;
 fail:
@@ -636,8 +637,9 @@ fail:
 }
 
 /* The kernel did not take the open (interrupted): undo it. */
-static void fh_abandon(struct fs_fh *fh)
+static void fh_abandon(fs_client *c, struct fs_fh *fh)
 {
+    fs_client_fh_untrack(c, fh);
     fs_release_deferred(fh);
     ckpt_free(fh);
 }
@@ -664,7 +666,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     if (reply_open(req, fi) < 0)
-        fh_abandon(fh);
+        fh_abandon(c, fh);
 }
 
 /* Valid replies: fuse_reply_create, fuse_reply_err */
@@ -687,7 +689,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     }
     fill_entry(c, &r.attr, &e);
     if (reply_create(req, &e, fi) < 0)
-        fh_abandon(fh);
+        fh_abandon(c, fh);
 }
 
 /* Valid replies: fuse_reply_buf, fuse_reply_iov, fuse_reply_data, fuse_reply_err */
@@ -797,6 +799,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
     (void)ino;
 
+    fs_client_fh_untrack(req_client(req), fh);
     fs_release_deferred(fh);
     ckpt_free(fh);
     reply_err(req, 0);

@@ -986,6 +986,36 @@ START_TEST(test_incomplete_fsync)
 }
 END_TEST
 
+/* The session ends with a handle the kernel never released (its RELEASE
+ * was still queued at SIGTERM, just after the close()): unmount releases
+ * it after the write-back, so ckpt-meta has the size and the file is not
+ * left open or incomplete. */
+START_TEST(test_unreleased_at_unmount)
+{
+    struct ckpt_msg_open_resp r1;
+    struct ckpt_layout l;
+    struct ckpt_attr a;
+    fs_inode *ino = NULL;
+    uint8_t *d = rnd(1000, 53);
+
+    ck_assert_int_eq(ckpt_mclient_create_file(F.mc, 1, "u", S_IFREG | 0644, 0, 0,
+                                              O_CREAT | O_RDWR, &r1), 0);
+    test_layout(&l);
+    ck_assert_int_eq(fs_inode_get(cl, &r1.attr, &l, &ino), 0);
+    struct fs_fh *fh = meta_handle(ino, &r1);
+    fs_client_fh_track(cl, fh);
+    wr(ino, 0, d, 1000);
+    fs_inode_put(ino);
+    stop_all(); /* the unmount */
+    ck_assert_int_eq(ckpt_mclient_getattr(F.mc, r1.attr.ino, &a), 0);
+    ck_assert_uint_eq(a.size, 1000);
+    ck_assert_uint_eq(a.flags & CKPT_ATTR_F_INCOMPLETE, 0);
+    start_all(64ull << 20); /* for the teardown */
+    cl->mc = F.mc;
+    free(d);
+}
+END_TEST
+
 Suite *fs_io_suite(void)
 {
     Suite *s = suite_create("fs_io");
@@ -1014,6 +1044,7 @@ Suite *fs_io_suite(void)
     tcase_add_test(tc, test_release_order);
     tcase_add_test(tc, test_truncate_after_release);
     tcase_add_test(tc, test_incomplete_fsync);
+    tcase_add_test(tc, test_unreleased_at_unmount);
     suite_add_tcase(s, tc);
     return s;
 }
