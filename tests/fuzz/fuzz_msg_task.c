@@ -15,17 +15,8 @@
 
 #include "alloc.h"
 #include "msg_task.h"
+#include "fuzz_reencode.h"
 #include "proto.h"
-
-#define REENCODE(type, msgp)                                                  \
-    do {                                                                      \
-        struct ckpt_wbuf w_;                                                  \
-        ckpt_wbuf_init(&w_, NULL, 0);                                         \
-        if (ckpt_msg_##type##_encode(&w_, (msgp)) == 0 &&                     \
-            (w_.len != len || memcmp(w_.p, data, len) != 0))                  \
-            abort();                                                          \
-        ckpt_wbuf_free(&w_);                                                  \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
 {
