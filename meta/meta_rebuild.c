@@ -434,6 +434,33 @@ static bool is_out(const struct plan_ctx *p, uint32_t tid)
     return false;
 }
 
+/* Plan a task of kind for ino off p->tid, onto a target in a failure
+ * domain none of used[] is in (none with room: counted in p->nospace). */
+static int plan_put(struct plan_ctx *p, uint64_t ino, uint8_t kind, const uint32_t *used,
+                    size_t nused, uint32_t chunk_size)
+{
+    struct task_val t;
+    memset(&t, 0, sizeof(t));
+    t.kind = kind;
+    t.hi = UINT64_MAX;
+    int rc = meta_cluster_pick_replacement(p->srv, used, nused, chunk_size, &t.new_tid);
+    if (rc == -ENOSPC) {
+        p->nospace++;
+        return 0;
+    }
+    if (rc == 0)
+        rc = task_put(p->srv, p->txn, p->tid, ino, &t);
+    if (rc < 0) {
+        p->err = rc;
+        return rc;
+    }
+    p->planned++;
+    CKPT_LOG_DEBUG("%s planned: inode %llu target %u -> %u",
+                   kind == CKPT_TASK_MOVE ? "drain" : "rebuild", (unsigned long long)ino,
+                   p->tid, t.new_tid);
+    return 0;
+}
+
 /* tindex callback: plan the rebuild of one file's chunks on p->tid. */
 static int plan_file(uint64_t ino, void *ctx)
 {
@@ -469,24 +496,7 @@ static int plan_file(uint64_t ino, void *ctx)
             task_get(srv, p->txn, l.targets[i], ino, &o) == 0 && o.kind == CKPT_TASK_REBUILD)
             used[nused++] = o.new_tid;
     }
-    memset(&t, 0, sizeof(t));
-    t.kind = CKPT_TASK_REBUILD;
-    t.hi = UINT64_MAX;
-    rc = meta_cluster_pick_replacement(srv, used, nused, l.chunk_size, &t.new_tid);
-    if (rc == -ENOSPC) {
-        p->nospace++;
-        return 0;
-    }
-    if (rc == 0)
-        rc = task_put(srv, p->txn, p->tid, ino, &t);
-    if (rc < 0) {
-        p->err = rc;
-        return rc;
-    }
-    p->planned++;
-    CKPT_LOG_DEBUG("rebuild planned: inode %llu target %u -> %u", (unsigned long long)ino,
-                   p->tid, t.new_tid);
-    return 0;
+    return plan_put(p, ino, CKPT_TASK_REBUILD, used, nused, l.chunk_size);
 }
 
 /* tindex callback: plan the move of one file's chunks off draining p->tid. */
@@ -524,24 +534,7 @@ static int plan_move_file(uint64_t ino, void *ctx)
             o.new_tid != l.targets[i])
             used[nused++] = o.new_tid;
     }
-    memset(&t, 0, sizeof(t));
-    t.kind = CKPT_TASK_MOVE;
-    t.hi = UINT64_MAX;
-    rc = meta_cluster_pick_replacement(srv, used, nused, l.chunk_size, &t.new_tid);
-    if (rc == -ENOSPC) {
-        p->nospace++;
-        return 0;
-    }
-    if (rc == 0)
-        rc = task_put(srv, p->txn, p->tid, ino, &t);
-    if (rc < 0) {
-        p->err = rc;
-        return rc;
-    }
-    p->planned++;
-    CKPT_LOG_DEBUG("drain planned: inode %llu target %u -> %u", (unsigned long long)ino,
-                   p->tid, t.new_tid);
-    return 0;
+    return plan_put(p, ino, CKPT_TASK_MOVE, used, nused, l.chunk_size);
 }
 
 /* Drop tasks whose file is gone or whose target left the layout, and moves
