@@ -955,13 +955,19 @@ int node_chunk_store_open(node_target *t, const struct node_chunk_opts *opts,
     /* From here on node_chunk_store_close() undoes everything. */
     s->nbuckets = DIRTY_BUCKETS0;
     s->buckets = ckpt_calloc(s->nbuckets, sizeof(*s->buckets));
-    size_t rlen = strlen(node_target_path(t)) + sizeof("/" NODE_TARGET_CHUNKDIR);
+    /* Absolute: CHUNK_LOCATE hands chunk paths to same-host clients, whose
+     * working directory is not ours. */
+    char *abs = realpath(node_target_path(t), NULL);
+    const char *tp = abs ? abs : node_target_path(t);
+    size_t rlen = strlen(tp) + sizeof("/" NODE_TARGET_CHUNKDIR);
     s->root = ckpt_malloc(rlen);
+    if (s->root)
+        snprintf(s->root, rlen, "%s/%s", tp, NODE_TARGET_CHUNKDIR);
+    free(abs);
     if (!s->buckets || !s->root) {
         rc = -ENOMEM;
         goto out_close;
     }
-    snprintf(s->root, rlen, "%s/%s", node_target_path(t), NODE_TARGET_CHUNKDIR);
     s->chunkfd = open(s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->chunkfd < 0) {
         rc = -errno;

@@ -9,8 +9,8 @@
  *     the lane from the dispatch table and queue the request.  They never
  *     touch a disk, so one slow disk cannot stall the connections' framing.
  *   - I/O lane, opts.io_threads threads (lane_main on ns->lanes[LANE_IO]):
- *     CHUNK_WRITE, CHUNK_READ, CHUNK_SYNC, TARGET_STATS: the short requests
- *     of the data path.
+ *     CHUNK_WRITE, CHUNK_READ, CHUNK_LOCATE, CHUNK_SYNC, TARGET_STATS: the
+ *     short requests of the data path.
  *   - background lane, opts.bg_threads threads (lane_main on
  *     ns->lanes[LANE_BG]): CHUNK_DELETE and CHUNK_LIST, which walk
  *     directories and may take seconds (unlinking thousands of files is slow
@@ -112,6 +112,14 @@
  *   crc needs the bytes anyway), the loopback TCP copies on both ends, the
  *   client's crc, and the FUSE reply copy into the reader's page cache.
  *
+ * CHUNK_LOCATE (same-host reads, fs/fs_read.c) answers a client whose host
+ * id (boot_id) is ours with where the chunk's bytes are: the header is
+ * verified and the generation checked as for CHUNK_READ, the data is not
+ * read at all (the client checks its crc and comes back with CHUNK_READ on
+ * a mismatch, which reports the bit rot).  Another host gets -EXDEV.
+ * Chunk store roots are made absolute (realpath) when a store opens, so
+ * the paths mean the same in the client.
+ *
  * Known limits: malformed bodies get a CKPT_E_PROTO reply
  * and the connection stays open (framing errors are lib/net's: it closes).
  */
@@ -124,6 +132,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -175,6 +184,8 @@ struct node_server {
     char rack[CKPT_NAME_MAX + 1];
     char cluster[NODE_TARGET_CLUSTER_MAX + 1];
     uint8_t uuid[NODE_TARGET_UUID_LEN];
+    uint8_t host_id[CKPT_NET_HOST_ID_LEN]; /* CHUNK_LOCATE: same-host clients */
+    bool have_host_id;
 
     struct node_tgt tgts[CKPT_NODE_MAX_TARGETS];
     uint32_t ntgts;
@@ -196,7 +207,7 @@ struct node_server {
     struct bulk_ent *bulk_tab[BULK_BUCKETS]; /* protected by bulk_lock */
 
     _Atomic uint64_t c_requests, c_writes, c_reads, c_bytes_written, c_bytes_read,
-        c_errors, c_malformed, c_sync_failures;
+        c_errors, c_malformed, c_sync_failures, c_locates;
 };
 
 /* What a handler hands back to dispatch(): status aside, a body and bulk. */
@@ -219,6 +230,7 @@ struct node_op {
 
 static int op_chunk_write(node_server *ns, struct ckpt_req *req, struct node_reply *rep);
 static int op_chunk_read(node_server *ns, struct ckpt_req *req, struct node_reply *rep);
+static int op_chunk_locate(node_server *ns, struct ckpt_req *req, struct node_reply *rep);
 static int op_chunk_delete(node_server *ns, struct ckpt_req *req, struct node_reply *rep);
 static int op_chunk_sync(node_server *ns, struct ckpt_req *req, struct node_reply *rep);
 static int op_target_stats(node_server *ns, struct ckpt_req *req, struct node_reply *rep);
@@ -228,6 +240,7 @@ static int op_chunk_list(node_server *ns, struct ckpt_req *req, struct node_repl
 static const struct node_op node_ops[] = {
     {CKPT_OP_CHUNK_WRITE, LANE_IO, op_chunk_write},
     {CKPT_OP_CHUNK_READ, LANE_IO, op_chunk_read},
+    {CKPT_OP_CHUNK_LOCATE, LANE_IO, op_chunk_locate},
     {CKPT_OP_CHUNK_SYNC, LANE_IO, op_chunk_sync},
     {CKPT_OP_TARGET_STATS, LANE_IO, op_target_stats},
     {CKPT_OP_CHUNK_DELETE, LANE_BG, op_chunk_delete},
@@ -630,6 +643,49 @@ out:
     return rc;
 }
 
+/* Where a chunk's bytes are, for a client on this host (msg_node.h).  The
+ * header is verified here (open_read); the data is the client's to check,
+ * which is the point: the bytes cross no socket and no node buffer. */
+static int op_chunk_locate(node_server *ns, struct ckpt_req *req, struct node_reply *rep)
+{
+    struct ckpt_msg_chunk_locate m;
+    if (ckpt_msg_chunk_locate_decode(req->body, req->body_len, &m) < 0)
+        return malformed(ns, req, "bad CHUNK_LOCATE body");
+    if (!ns->have_host_id || memcmp(m.host, ns->host_id, sizeof(m.host)) != 0)
+        return -EXDEV; /* another machine: CHUNK_READ */
+    struct node_tgt *tg = tgt_find(ns, m.target);
+    if (!tg)
+        return -ENODEV;
+    struct node_chunk_key key = to_key(&m.key);
+    struct node_chunk_reader rd;
+    int rc = node_chunk_open_read(tg->s, &key, &rd);
+    if (rc < 0)
+        return rc;
+    struct ckpt_msg_chunk_locate_resp *r = ckpt_calloc(1, sizeof(*r));
+    struct stat st;
+    if (!r) {
+        rc = -ENOMEM;
+    } else if (rd.info.gen < m.min_gen) {
+        rc = CKPT_E_STALE;
+    } else if (fstat(rd.fd, &st) != 0) {
+        rc = -errno;
+    } else if (node_chunk_path(tg->s, &key, r->path, sizeof(r->path)) < 0 || r->path[0] != '/') {
+        rc = -EXDEV; /* not expressible: the client reads through us */
+    } else {
+        r->gen = rd.info.gen;
+        r->chunk_len = rd.info.len;
+        r->crc = rd.info.crc;
+        r->data_off = NODE_CHUNK_DATA_OFF;
+        r->dev = (uint64_t)st.st_dev;
+        r->ino = (uint64_t)st.st_ino;
+        count(&ns->c_locates, 1);
+        rc = ckpt_msg_chunk_locate_resp_encode(&rep->w, r);
+    }
+    ckpt_free(r);
+    node_chunk_close_read(&rd);
+    return rc;
+}
+
 /* Delete on one target; log failures with the target. */
 static int delete_on(struct node_tgt *tg, const struct ckpt_msg_chunk_delete *m,
                      uint64_t *total)
@@ -985,6 +1041,12 @@ int node_server_create(const struct node_server_opts *o, node_server **out)
     ns->o.name = ns->name;
     ns->o.rack = ns->rack;
     ns->o.cluster = ns->cluster;
+    /* Without a host id no client is ever told it is local: every read
+     * then goes through CHUNK_READ, which is correct, only slower. */
+    ns->have_host_id = ckpt_host_id(ns->host_id) == 0;
+    if (!ns->have_host_id)
+        CKPT_LOG_WARN("cannot read this host's boot_id: same-host clients will read "
+                      "through the network path");
     if (!ns->o.io_threads)
         ns->o.io_threads = NODE_SVC_IO_THREADS_DEFAULT;
     if (!ns->o.bg_threads)

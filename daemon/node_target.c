@@ -89,6 +89,7 @@
 #include "crc.h"
 #include "err.h"
 #include "log.h"
+#include "net.h"
 
 #define IDENT_TMP NODE_TARGET_IDENTITY ".tmp"
 #define IDENT_MAGIC "ckptfs-target"
@@ -200,36 +201,10 @@ void node_target_uuid_format(const uint8_t uuid[NODE_TARGET_UUID_LEN],
     out[o] = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int node_target_uuid_parse(const char *s, uint8_t out[NODE_TARGET_UUID_LEN])
 {
-    uint8_t tmp[NODE_TARGET_UUID_LEN];
-    size_t p = 0;
-    if (!s || strlen(s) != NODE_TARGET_UUID_STRLEN - 1)
-        return -EINVAL;
-    for (int i = 0; i < NODE_TARGET_UUID_LEN; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) {
-            if (s[p++] != '-')
-                return -EINVAL;
-        }
-        int hi = hexval(s[p]), lo = hexval(s[p + 1]);
-        if (hi < 0 || lo < 0)
-            return -EINVAL;
-        tmp[i] = (uint8_t)(hi << 4 | lo);
-        p += 2;
-    }
-    memcpy(out, tmp, sizeof(tmp));
-    return 0;
+    _Static_assert(NODE_TARGET_UUID_LEN == 16 && NODE_TARGET_UUID_STRLEN == 37, "uuid sizes");
+    return ckpt_uuid_parse(s, out);
 }
 
 /* ------------------------------------------------------------------ */
@@ -354,7 +329,7 @@ static int identity_parse(char *buf, size_t len, struct node_target_ids *out,
     }
     uint32_t want = 0;
     for (size_t i = body_len + 7; i < body_len + 15; i++) {
-        int h = hexval(buf[i]);
+        int h = ckpt_hexval(buf[i]);
         if (h < 0) {
             *out_why = "malformed crc32c value";
             return CKPT_E_TORN;

@@ -42,6 +42,7 @@ struct fs_opts {
     bool writeback_cache;          /* FUSE_CAP_WRITEBACK_CACHE (cached opens) */
     bool parallel_writes;          /* FOPEN_PARALLEL_DIRECT_WRITES on direct opens */
     bool splice;                   /* receive write data with splice */
+    bool local_read;               /* short-circuit reads from same-host nodes */
     uint32_t chunk_timeout_ms;     /* per chunk call; 0: 10000 */
 };
 

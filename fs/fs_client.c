@@ -87,6 +87,7 @@ void fs_opts_default(struct fs_opts *o)
     o->io_mode = FS_IO_DIRECT;
     o->parallel_writes = true;
     o->splice = true;
+    o->local_read = true;
     o->chunk_timeout_ms = 10000;
     ckpt_config_free(&cfg);
 }
@@ -176,6 +177,13 @@ int fs_client_create(const struct fs_opts *opts, fs_client **out)
         c->max_flight = 4;
     c->rc_limit = fs_max_u64(4 * c->opts.readahead_bytes, 64ull << 20);
     c->held_limit = opts->dirty_limit_bytes / 4 * 3;
+    if (c->opts.local_read) {
+        int hrc = ckpt_host_id(c->host_id);
+        c->local_read = hrc == 0;
+        if (hrc < 0)
+            CKPT_LOG_WARN("cannot read this host's boot_id (" CKPT_RC_FMT "): chunks of "
+                          "nodes on this host are read through them", CKPT_RC_ARGS(hrc));
+    }
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     rc = fs_pool_create(opts->dirty_limit_bytes, &c->pool);
@@ -310,7 +318,8 @@ void fs_client_destroy(fs_client *c)
     CKPT_LOG_INFO("write-back: %llu stripes written (%llu degraded, %llu failed, %llu "
                   "chunk resends, %llu read back to modify); write-behind released %llu "
                   "idle, %llu full, %llu flushed; reads: %llu stripes loaded (%llu decoded), "
-                  "%llu read-ahead hits",
+                  "%llu read-ahead hits, %llu chunks read from same-host files (%llu "
+                  "read through the node after all)",
                   (unsigned long long)c->st.stripes_written,
                   (unsigned long long)c->st.stripes_degraded,
                   (unsigned long long)c->st.stripes_failed,
@@ -318,7 +327,9 @@ void fs_client_destroy(fs_client *c)
                   (unsigned long long)c->st.held_idle, (unsigned long long)c->st.held_full,
                   (unsigned long long)c->st.held_flush,
                   (unsigned long long)c->st.stripes_loaded,
-                  (unsigned long long)c->st.stripes_decoded, (unsigned long long)c->st.ra_hits);
+                  (unsigned long long)c->st.stripes_decoded, (unsigned long long)c->st.ra_hits,
+                  (unsigned long long)c->st.chunks_local,
+                  (unsigned long long)c->st.local_fallbacks);
     fs_wq_destroy(c->wq);   /* runs the queued RELEASE/DEGRADED reports */
     c->wq = NULL;
     fs_wq_destroy(c->rq);

@@ -51,6 +51,7 @@
 #define FS_DONE_RING 64           /* recently finished versions remembered */
 #define FS_WRITEBACK_NICE 10      /* write-back workers yield to the application */
 #define FS_HOLD_IDLE_MS 200       /* held full stripes go once the writer pauses this long */
+#define FS_LOCAL_RETRY_MS 60000  /* short-circuit reads of a node retried after an open failed */
 
 typedef struct fs_inode fs_inode;
 struct fs_sv;
@@ -69,6 +70,8 @@ struct fs_stats {
     _Atomic uint64_t stripes_decoded;   /* ... that needed parity */
     _Atomic uint64_t rmw_loads;         /* stripes read back to modify them */
     _Atomic uint64_t ra_hits;           /* reads served by the read-ahead cache */
+    _Atomic uint64_t chunks_local;      /* chunks read from a same-host node's file */
+    _Atomic uint64_t local_fallbacks;   /* ... that had to be read through the node */
     _Atomic uint64_t held_idle;         /* held versions released: writer paused */
     _Atomic uint64_t held_full;         /* ... over the held limit */
     _Atomic uint64_t held_flush;        /* ... by a flush, fsync, close or pressure */
@@ -87,6 +90,10 @@ struct fs_client {
     fs_wq *wq;                     /* encode/send, retries, reports */
     fs_wq *rq;                     /* read-ahead loads */
     uint8_t *zeros;                /* FS_ZERO_LEN zero bytes (read replies) */
+    /* Short-circuit reads (fs_read.c): this host's id, when known and
+     * opts.local_read is on; else every chunk is read through its node. */
+    uint8_t host_id[CKPT_NET_HOST_ID_LEN];
+    bool local_read;
     uint32_t max_flight;           /* stripes sending at once */
 
     pthread_mutex_t lock;
@@ -397,6 +404,11 @@ struct fs_bcall {
     void (*verify)(struct fs_bcall *bc);
     uint64_t gen;                  /* CHUNK_READ answers (set by verify) */
     uint32_t len;
+    /* CHUNK_LOCATE (fs_read.c): the bytes go to dst (cap bytes) by pread. */
+    uint8_t *dst;
+    uint32_t cap;
+    int8_t local;                  /* 0 not local, 1 read locally, -1 ask the node,
+                                    * -2 ask the node; this node is not local */
     uint8_t body[FS_CALL_BODY_MAX];
 };
 void fs_batch_init(struct fs_batch *b);

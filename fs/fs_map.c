@@ -47,6 +47,9 @@ struct map_node {
     uint16_t rdma_port;                 /* rw; 0: the node offers no RDMA */
     ckpt_peer *peer;                    /* set once, then immutable */
     _Atomic uint64_t suspect_until_ns;
+    /* Short-circuit reads: not before this time (UINT64_MAX: another
+     * host, until the node's address changes). */
+    _Atomic uint64_t local_off_until_ns;
 };
 
 struct map_target {
@@ -252,6 +255,7 @@ int fs_map_apply(fs_map *m, const struct ckpt_msg_cluster_map_resp *resp)
             n->id = src->id;
             n->state = CKPT_NODE_OUT;
             atomic_init(&n->suspect_until_ns, 0);
+            atomic_init(&n->local_off_until_ns, 0);
             m->nodes[m->n_nodes++] = n;
         }
         uint16_t rport = (src->transports & CKPT_XPORT_RDMA) ? src->rdma_port : 0;
@@ -269,6 +273,7 @@ int fs_map_apply(fs_map *m, const struct ckpt_msg_cluster_map_resp *resp)
                 memcpy(n->host, src->host, sizeof(n->host));
                 n->port = src->port;
                 n->rdma_port = rport;
+                atomic_store(&n->local_off_until_ns, 0); /* maybe moved here */
             }
         }
         if (!state_usable(n->state) && state_usable(src->state)) {
@@ -376,6 +381,28 @@ int fs_map_target(fs_map *m, uint32_t tid, ckpt_peer **out_peer,
             fs_map_kick(m);
     }
     return rc;
+}
+
+bool fs_map_local_try(fs_map *m, uint32_t tid)
+{
+    bool ok = false;
+    pthread_rwlock_rdlock(&m->rw);
+    const struct map_target *t = target_find_locked(m, tid);
+    if (t)
+        ok = atomic_load(&t->node->local_off_until_ns) <= ckpt_now_ns();
+    pthread_rwlock_unlock(&m->rw);
+    return ok;
+}
+
+void fs_map_local_off(fs_map *m, uint32_t tid, uint32_t for_ms)
+{
+    pthread_rwlock_rdlock(&m->rw);
+    const struct map_target *t = target_find_locked(m, tid);
+    if (t) {
+        uint64_t until = for_ms ? ckpt_now_ns() + for_ms * 1000000ull : UINT64_MAX;
+        atomic_store(&t->node->local_off_until_ns, until);
+    }
+    pthread_rwlock_unlock(&m->rw);
 }
 
 void fs_map_suspect(fs_map *m, uint32_t tid, int rc)

@@ -102,6 +102,19 @@ int fs_map_target(fs_map *m, uint32_t tid, ckpt_peer **out_peer,
  */
 void fs_map_suspect(fs_map *m, uint32_t tid, int rc);
 
+/**
+ * @brief Whether chunks of target tid may be read from its node's files
+ * (CHUNK_LOCATE, fs_read.c): true unless fs_map_local_off() said otherwise
+ * recently (or the target is unknown: false).
+ */
+bool fs_map_local_try(fs_map *m, uint32_t tid);
+
+/**
+ * @brief Stop short-circuit reads of target tid's node for for_ms (0: until
+ * its address changes: it is on another host).
+ */
+void fs_map_local_off(fs_map *m, uint32_t tid, uint32_t for_ms);
+
 /** @brief Clear the suspicion of tid's node (it answered). */
 void fs_map_absolve(fs_map *m, uint32_t tid);
 

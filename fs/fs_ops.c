@@ -1032,10 +1032,13 @@ static bool local_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
         n = c->map ? fs_map_describe(c->map, buf, 64u << 10) : 0;
     } else {
         int w = snprintf(buf, 64u << 10,
-                         "bytes_read %llu\nstripes_loaded %llu\nstripes_decoded %llu\n",
+                         "bytes_read %llu\nstripes_loaded %llu\nstripes_decoded %llu\n"
+                         "chunks_local %llu\nlocal_fallbacks %llu\n",
                          (unsigned long long)atomic_load(&c->st.bytes_read),
                          (unsigned long long)atomic_load(&c->st.stripes_loaded),
-                         (unsigned long long)atomic_load(&c->st.stripes_decoded));
+                         (unsigned long long)atomic_load(&c->st.stripes_decoded),
+                         (unsigned long long)atomic_load(&c->st.chunks_local),
+                         (unsigned long long)atomic_load(&c->st.local_fallbacks));
         n = w > 0 ? (size_t)w : 0;
     }
     if (n >= (64u << 10))

@@ -47,6 +47,32 @@
  *   open on this mount; a new version of a stripe written here drops its
  *   cached copy, and a changed size or generation from ckpt-meta drops all.
  *
+ *   Short-circuit reads.  A chunk whose node runs on this machine (same
+ *   kernel boot_id) is read from the node's own file: CHUNK_LOCATE asks
+ *   the node, which checks the chunk's header and generation and answers
+ *   with the file's path, dev/ino, data offset, length and crc; the net
+ *   receive thread that gets the answer (locate_verify) opens the file,
+ *   checks dev/ino, preads the bytes straight into the stripe buffer and
+ *   checks the crc.  The bytes then cross no socket and no node buffer: per
+ *   byte one copy out of the page cache instead of four (node pread, send,
+ *   receive, and the node's and the client's crc passes become one), and
+ *   the node's lane threads are not involved.  Measured with 6 nodes on one
+ *   machine, 4 cold readers of 4 x 512 MiB: 1930-2170 MB/s and 114-136
+ *   ticks of CPU, against 895-1478 MB/s and 230-350 ticks with -o nolocal
+ *   (local filesystem 2470 MB/s in the same run).  In production a
+ *   compute server also runs a ckpt-node, so 1 in N chunks is local; the
+ *   rest is the network path.  (HDFS's short-circuit local reads are the
+ *   same idea.)  Anything that is not a clean local read falls back to
+ *   CHUNK_READ for that chunk, which is what keeps the node in charge of
+ *   damage: another host or an old node (-EXDEV, -EOPNOTSUPP: that node is
+ *   never asked again until its address changes), a file we cannot open
+ *   (another mount namespace, permissions: not again for
+ *   FS_LOCAL_RETRY_MS), a file replaced since the node looked, a short
+ *   read, or a crc mismatch (the node then verifies, reports the bit rot to
+ *   ckpt-meta and answers CKPT_E_CRC, and the stripe is decoded).  Answers
+ *   about the chunk itself (absent, stale, torn, a dead node) count as
+ *   they would from CHUNK_READ.  -o nolocal turns it off.
+ *
  *   Replies are gathered, not copied: fs_read() returns iovecs pointing
  *   into write-back buffers (this mount's unflushed data), cached stripes
  *   and a shared zero buffer, each pinned until the reply is sent.
@@ -57,9 +83,12 @@
 #include "fs_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "crc.h"
@@ -79,6 +108,7 @@ struct load {
     bool requested[FS_MAX_CHUNKS];
     enum cr_state st[FS_MAX_CHUNKS];
     bool skipped[FS_MAX_CHUNKS];         /* not tried: the map says unusable */
+    bool remote[FS_MAX_CHUNKS];          /* read through the node, not its file */
     uint64_t gen[FS_MAX_CHUNKS];
     uint32_t len[FS_MAX_CHUNKS];
     struct fs_bcall bc[FS_MAX_CHUNKS];
@@ -113,8 +143,79 @@ static void load_verify(struct fs_bcall *bc)
     bc->status = rc;
 }
 
+static ssize_t pread_all(int fd, uint8_t *dst, size_t len, off_t off)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, dst + done, len - done, off + (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+/* Completion of a CHUNK_LOCATE (net receive thread): read the chunk from
+ * the node's file into its slot and check it against the crc the node's
+ * header gave.  Answers about the chunk itself (-ENOENT, stale, torn, a
+ * dead connection) stand as they are; anything that only says "not from
+ * here" (another host, an old node, a file we cannot open, a file that
+ * changed, bytes that fail the crc) sends the chunk to the node's
+ * CHUNK_READ (local < 0), which verifies and reports bit rot itself. */
+static void locate_verify(struct fs_bcall *bc)
+{
+    struct ckpt_msg_chunk_locate_resp r;
+    struct stat st;
+    int rc, fd;
+
+    if (bc->status == -EXDEV || bc->status == -EOPNOTSUPP) {
+        bc->local = -2;
+        return;
+    }
+    if (bc->status < 0)
+        return;
+    rc = ckpt_msg_chunk_locate_resp_decode(bc->call.resp_body, bc->call.resp_body_len, &r);
+    if (rc < 0 || r.chunk_len > bc->cap) {
+        bc->status = CKPT_E_PROTO;
+        return;
+    }
+    fd = open(r.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        /* Another mount namespace, or not allowed: the node's business. */
+        bc->status = -errno;
+        bc->local = -2;
+        return;
+    }
+    ssize_t got = 0;
+    if (fstat(fd, &st) != 0)
+        rc = -errno;
+    else if ((uint64_t)st.st_dev != r.dev || (uint64_t)st.st_ino != r.ino)
+        rc = -ESTALE; /* replaced since the node looked: ask it */
+    else if ((got = pread_all(fd, bc->dst, r.chunk_len, (off_t)r.data_off)) < 0)
+        rc = (int)got;
+    else if ((uint32_t)got != r.chunk_len)
+        rc = CKPT_E_TORN;
+    else if (ckpt_crc32c(0, bc->dst, r.chunk_len) != r.crc)
+        rc = CKPT_E_CRC;
+    close(fd);
+    if (rc < 0) {
+        bc->status = rc;
+        bc->local = -1;
+        return;
+    }
+    bc->gen = r.gen;
+    bc->len = r.chunk_len;
+    bc->local = 1;
+}
+
 /* Submit the read of chunk i into its slot; a target that is unusable
- * (unless force) makes the chunk ERR at once. */
+ * (unless force) makes the chunk ERR at once.  A chunk whose node is on
+ * this host is read from the node's file (CHUNK_LOCATE) unless it already
+ * failed that way (l->remote). */
 static void load_issue(struct load *l, struct fs_batch *b, uint32_t i, bool force)
 {
     fs_inode *ino = l->ino;
@@ -146,6 +247,26 @@ static void load_issue(struct load *l, struct fs_batch *b, uint32_t i, bool forc
         .min_gen = 0,
     };
     ckpt_wbuf_init(&w, bc->body, sizeof(bc->body));
+    if (c->local_read && !l->remote[i] && fs_map_local_try(c->map, bc->tid)) {
+        struct ckpt_msg_chunk_locate lm = {.target = m.target, .key = m.key, .min_gen = 0};
+        memcpy(lm.host, c->host_id, sizeof(lm.host));
+        if (ckpt_msg_chunk_locate_encode(&w, &lm) < 0 || w.heap) {
+            ckpt_wbuf_free(&w);
+            bc->status = -EMSGSIZE;
+            l->st[i] = CR_ERR;
+            return;
+        }
+        bc->call.opcode = CKPT_OP_CHUNK_LOCATE;
+        bc->call.body = bc->body;
+        bc->call.body_len = (uint32_t)w.len;
+        bc->call.timeout_ms = c->opts.chunk_timeout_ms;
+        bc->dst = load_ptr(l, i);
+        bc->cap = ino->chunk;
+        bc->verify = locate_verify;
+        if (fs_batch_submit(b, peer, bc) < 0)
+            l->st[i] = CR_ERR;
+        return;
+    }
     if (ckpt_msg_chunk_read_encode(&w, &m) < 0 || w.heap) {
         ckpt_wbuf_free(&w);
         bc->status = -EMSGSIZE;
@@ -163,17 +284,41 @@ static void load_issue(struct load *l, struct fs_batch *b, uint32_t i, bool forc
         l->st[i] = CR_ERR;
 }
 
-/* Classify the answered reads of this round. */
-static void load_collect(struct load *l)
+/* Classify the answered reads of this round; returns how many chunks a
+ * short-circuit read sent back to their node (still CR_NONE). */
+static uint32_t load_collect(struct load *l)
 {
     fs_inode *ino = l->ino;
     fs_client *c = ino->c;
+    uint32_t again = 0;
 
     for (uint32_t i = 0; i < ino->k + ino->m; i++) {
         struct fs_bcall *bc = &l->bc[i];
         if (!l->requested[i] || l->st[i] != CR_NONE)
             continue;
-        int rc = bc->status; /* verified by load_verify() */
+        int rc = bc->status; /* verified by load_verify() / locate_verify() */
+        if (bc->local == 1)
+            atomic_fetch_add(&c->st.chunks_local, 1);
+        if (bc->local < 0) {
+            atomic_fetch_add(&c->st.local_fallbacks, 1);
+            if (bc->local == -2) {
+                /* Another host (-EXDEV), a node without CHUNK_LOCATE, or
+                 * files we cannot open (other mount namespace, rights):
+                 * not again for a while; another host not at all. */
+                bool host = rc == -EXDEV || rc == -EOPNOTSUPP;
+                fs_map_local_off(c->map, bc->tid, host ? 0 : FS_LOCAL_RETRY_MS);
+                CKPT_LOG_INFO("target %u: chunks read through the node%s (" CKPT_RC_FMT ")",
+                              bc->tid, host ? "" : " for a while", CKPT_RC_ARGS(rc));
+            } else {
+                CKPT_LOG_INFO("chunk %llu/%llu/%u on target %u: same-host read failed ("
+                              CKPT_RC_FMT "): asking the node", (unsigned long long)ino->ino,
+                              (unsigned long long)l->stripe, i, bc->tid, CKPT_RC_ARGS(rc));
+            }
+            ckpt_call_release(&bc->call);
+            l->remote[i] = true;
+            again |= 1u << i;
+            continue;
+        }
         if (rc == 0) {
             l->st[i] = CR_OK;
             l->gen[i] = bc->gen;
@@ -190,6 +335,23 @@ static void load_collect(struct load *l)
         }
         ckpt_call_release(&bc->call);
     }
+    return again;
+}
+
+/* Wait for a round, classify it, and read the chunks that a short-circuit
+ * read gave back through their nodes. */
+static void load_round(struct load *l, struct fs_batch *b)
+{
+    fs_batch_wait(b);
+    uint32_t again = load_collect(l);
+    if (!again)
+        return;
+    fs_batch_init(b);
+    for (uint32_t i = 0; i < l->ino->k + l->ino->m; i++)
+        if ((again >> i) & 1)
+            load_issue(l, b, i, true);
+    fs_batch_wait(b);
+    (void)load_collect(l);
 }
 
 enum verdict { V_DONE, V_HOLE, V_DECODE, V_MORE, V_FAIL };
@@ -287,8 +449,7 @@ int fs_stripe_load(fs_inode *ino, uint64_t stripe, uint64_t size, uint8_t *buf)
                     issued++;
             }
     }
-    fs_batch_wait(&b);
-    load_collect(l);
+    load_round(l, &b);
     v = load_judge(l, &lost, &inputs);
 
     if (v == V_MORE) {
@@ -303,8 +464,7 @@ int fs_stripe_load(fs_inode *ino, uint64_t stripe, uint64_t size, uint8_t *buf)
         for (uint32_t i = 0; i < n; i++)
             if (!l->requested[i] && (i >= k || l->exp[i]))
                 load_issue(l, &b, i, false);
-        fs_batch_wait(&b);
-        load_collect(l);
+        load_round(l, &b);
         v = load_judge(l, &lost, &inputs);
         if (v == V_MORE)
             v = V_FAIL;
@@ -325,12 +485,13 @@ int fs_stripe_load(fs_inode *ino, uint64_t stripe, uint64_t size, uint8_t *buf)
             load_issue(l, &b, i, true);
             any = true;
         }
-        fs_batch_wait(&b);
         if (any) {
-            load_collect(l);
+            load_round(l, &b);
             v = load_judge(l, &lost, &inputs);
             if (v == V_MORE)
                 v = V_FAIL;
+        } else {
+            fs_batch_wait(&b);
         }
     }
 

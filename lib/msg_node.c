@@ -100,6 +100,62 @@ int ckpt_msg_chunk_read_resp_decode(const void *body, size_t len,
     return ckpt_rbuf_end(&r);
 }
 
+int ckpt_msg_chunk_locate_encode(struct ckpt_wbuf *w, const struct ckpt_msg_chunk_locate *m)
+{
+    ckpt_wr_u32(w, m->target);
+    wr_key(w, &m->key);
+    ckpt_wr_u64(w, m->min_gen);
+    ckpt_wr_bytes(w, m->host, sizeof(m->host));
+    return w->err;
+}
+
+int ckpt_msg_chunk_locate_decode(const void *body, size_t len, struct ckpt_msg_chunk_locate *out)
+{
+    struct ckpt_rbuf r;
+    ckpt_rbuf_init(&r, body, len);
+    out->target = ckpt_rd_u32(&r);
+    rd_key(&r, &out->key);
+    out->min_gen = ckpt_rd_u64(&r);
+    const uint8_t *h = ckpt_rd_bytes(&r, sizeof(out->host));
+    if (h)
+        memcpy(out->host, h, sizeof(out->host));
+    return ckpt_rbuf_end(&r);
+}
+
+int ckpt_msg_chunk_locate_resp_encode(struct ckpt_wbuf *w,
+                                      const struct ckpt_msg_chunk_locate_resp *m)
+{
+    size_t n = strnlen(m->path, sizeof(m->path));
+    if (n == 0 || n >= sizeof(m->path) || m->path[0] != '/')
+        return w->err ? w->err : -EINVAL;
+    ckpt_wr_u64(w, m->gen);
+    ckpt_wr_u32(w, m->chunk_len);
+    ckpt_wr_u32(w, m->crc);
+    ckpt_wr_u64(w, m->data_off);
+    ckpt_wr_u64(w, m->dev);
+    ckpt_wr_u64(w, m->ino);
+    ckpt_wr_str(w, m->path, n);
+    return w->err;
+}
+
+int ckpt_msg_chunk_locate_resp_decode(const void *body, size_t len,
+                                      struct ckpt_msg_chunk_locate_resp *out)
+{
+    struct ckpt_rbuf r;
+    ckpt_rbuf_init(&r, body, len);
+    out->gen = ckpt_rd_u64(&r);
+    out->chunk_len = ckpt_rd_u32(&r);
+    out->crc = ckpt_rd_u32(&r);
+    out->data_off = ckpt_rd_u64(&r);
+    out->dev = ckpt_rd_u64(&r);
+    out->ino = ckpt_rd_u64(&r);
+    ckpt_rd_cstr(&r, out->path, sizeof(out->path));
+    if (out->chunk_len > CKPT_CHUNK_MAX_LEN || out->data_off > (1ull << 40) ||
+        (r.err == 0 && out->path[0] != '/'))
+        ckpt_rbuf_fail(&r);
+    return ckpt_rbuf_end(&r);
+}
+
 int ckpt_msg_chunk_delete_encode(struct ckpt_wbuf *w, const struct ckpt_msg_chunk_delete *m)
 {
     ckpt_wr_u32(w, m->target);

@@ -72,6 +72,33 @@ struct ckpt_msg_chunk_read_resp {
     uint32_t crc;       /* crc32c of the returned bulk */
 };
 
+/*
+ * CHUNK_LOCATE: where a chunk's bytes are in the node's filesystem, for a
+ * client on the same host to read them itself (a short-circuit read: no
+ * copy through the node and the sockets).  The node answers only a client
+ * whose host id (the kernel's boot_id) equals its own, else -EXDEV; the
+ * client then uses CHUNK_READ.  The node has checked the chunk's header,
+ * not its data: the client checks the bytes against crc and, on any doubt
+ * (open fails, the file is not dev/ino, short read, crc mismatch), asks
+ * CHUNK_READ, where the node verifies and reports bit rot itself.
+ */
+#define CKPT_HOST_ID_LEN 16 /* == CKPT_NET_HOST_ID_LEN (net.h) */
+#define CKPT_LOCATE_MAX_PATH 1024
+struct ckpt_msg_chunk_locate {
+    uint32_t target;
+    struct ckpt_chunk_key key;
+    uint64_t min_gen;                  /* CKPT_E_STALE if stored is older */
+    uint8_t host[CKPT_HOST_ID_LEN];    /* the client's host id */
+};
+struct ckpt_msg_chunk_locate_resp {
+    uint64_t gen;
+    uint32_t chunk_len;                /* logical length == bytes at data_off */
+    uint32_t crc;                      /* crc32c of those bytes (header's) */
+    uint64_t data_off;                 /* where they start in the file */
+    uint64_t dev, ino;                 /* st_dev/st_ino of the file */
+    char path[CKPT_LOCATE_MAX_PATH];   /* absolute, NUL-terminated */
+};
+
 /* CHUNK_DELETE: delete chunks of ino on target with stripe >= from_stripe
  * and (when below_gen != 0) generation < below_gen.  Idempotent. */
 struct ckpt_msg_chunk_delete {
@@ -133,6 +160,12 @@ int ckpt_msg_chunk_read_decode(const void *body, size_t len, struct ckpt_msg_chu
 int ckpt_msg_chunk_read_resp_encode(struct ckpt_wbuf *w, const struct ckpt_msg_chunk_read_resp *m);
 int ckpt_msg_chunk_read_resp_decode(const void *body, size_t len,
                                     struct ckpt_msg_chunk_read_resp *out);
+int ckpt_msg_chunk_locate_encode(struct ckpt_wbuf *w, const struct ckpt_msg_chunk_locate *m);
+int ckpt_msg_chunk_locate_decode(const void *body, size_t len, struct ckpt_msg_chunk_locate *out);
+int ckpt_msg_chunk_locate_resp_encode(struct ckpt_wbuf *w,
+                                      const struct ckpt_msg_chunk_locate_resp *m);
+int ckpt_msg_chunk_locate_resp_decode(const void *body, size_t len,
+                                      struct ckpt_msg_chunk_locate_resp *out);
 int ckpt_msg_chunk_delete_encode(struct ckpt_wbuf *w, const struct ckpt_msg_chunk_delete *m);
 int ckpt_msg_chunk_delete_decode(const void *body, size_t len, struct ckpt_msg_chunk_delete *out);
 int ckpt_msg_chunk_delete_resp_encode(struct ckpt_wbuf *w,

@@ -1527,3 +1527,52 @@ int ckpt_peer_submit(ckpt_peer *peer, struct ckpt_call *call)
     ckpt_conn_put(conn);
     return rc;
 }
+
+/* ---- same host ----------------------------------------------------------- */
+
+int ckpt_hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+int ckpt_uuid_parse(const char *s, uint8_t out[16])
+{
+    uint8_t tmp[16];
+    size_t p = 0;
+    if (!s || strlen(s) != 36)
+        return -EINVAL;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            if (s[p++] != '-')
+                return -EINVAL;
+        }
+        int hi = ckpt_hexval(s[p]), lo = ckpt_hexval(s[p + 1]);
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        tmp[i] = (uint8_t)(hi << 4 | lo);
+        p += 2;
+    }
+    memcpy(out, tmp, sizeof(tmp));
+    return 0;
+}
+
+int ckpt_host_id(uint8_t out[CKPT_NET_HOST_ID_LEN])
+{
+    char buf[64];
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+    if (!f)
+        return -errno;
+    char *s = fgets(buf, sizeof(buf), f);
+    int err = ferror(f) ? -EIO : 0;
+    fclose(f);
+    if (!s)
+        return err ? err : CKPT_E_PROTO;
+    buf[strcspn(buf, "\n")] = '\0';
+    return ckpt_uuid_parse(buf, out) == 0 ? 0 : CKPT_E_PROTO;
+}

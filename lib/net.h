@@ -341,4 +341,28 @@ const char *ckpt_peer_transport(ckpt_peer *peer);
 /** @return monotonic time in nanoseconds. */
 uint64_t ckpt_now_ns(void);
 
+/* ---- same host ----------------------------------------------------- */
+
+#define CKPT_NET_HOST_ID_LEN 16
+
+/**
+ * @brief This host's id: the running kernel's boot_id
+ * (/proc/sys/kernel/random/boot_id), equal for every process on one
+ * machine (containers included) and different on every other one or after
+ * a reboot.  Two peers with the same id can reach each other's files,
+ * unless mount namespaces or permissions say otherwise.
+ * @return 0, or -errno / CKPT_E_PROTO when it cannot be read.
+ */
+int ckpt_host_id(uint8_t out[CKPT_NET_HOST_ID_LEN]);
+
+/**
+ * @brief Parse a UUID in its canonical form, 36 characters
+ * ("xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", either case).
+ * @return 0 with out filled, or -EINVAL (out untouched).
+ */
+int ckpt_uuid_parse(const char *s, uint8_t out[16]);
+
+/** @return the value of hex digit ch (either case), or -1. */
+int ckpt_hexval(int ch);
+
 #endif

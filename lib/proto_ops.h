@@ -48,7 +48,8 @@
     X(CHUNK_DELETE, 0x0303, "delete an inode's chunks on a target")          \
     X(CHUNK_SYNC, 0x0304, "make written chunks of inodes durable")           \
     X(TARGET_STATS, 0x0305, "capacity and usage of the node's targets")      \
-    X(CHUNK_LIST, 0x0306, "enumerate chunks of a target (scrub, rebuild)")
+    X(CHUNK_LIST, 0x0306, "enumerate chunks of a target (scrub, rebuild)")   \
+    X(CHUNK_LOCATE, 0x0307, "where a chunk's bytes are (same-host reads)")
 
 /* 0x0400-0x04ff: checkpoints (msg_ckpt.h). */
 #define CKPT_OPS_CKPT(X)                                                      \

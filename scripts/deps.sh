@@ -9,7 +9,7 @@
 set -eu
 PKGS="build-essential pkg-config libfuse3-dev fuse3 libibverbs-dev librdmacm-dev
       libzstd-dev libisal-dev check liblmdb-dev libsodium-dev libinih-dev
-      python3 curl rsync xxd procps $*"
+      python3 curl rsync xxd procps attr $*"
 missing=""
 for p in $PKGS; do
     s=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -2,7 +2,8 @@
  * fuzz_proto.c - every wire decoder against arbitrary bytes.
  *
  * The first input byte picks a decoder (header, or one of the message
- * bodies of msg_node.h and msg_cluster.h); the rest is its input.  A
+ * bodies of msg_node.h and msg_cluster.h; some selectors try two decoders
+ * on the same bytes); the rest is its input.  A
  * decoder must return an error or a value, never read out of bounds, crash
  * or leak: decoded arrays are freed, and the live-allocation count must
  * come back to where it started.  Anything that decodes is re-encoded and
@@ -49,14 +50,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
     }
     case 2: {
         struct ckpt_msg_chunk_read m;
+        struct ckpt_msg_chunk_locate lm;
         if (ckpt_msg_chunk_read_decode(data, len, &m) == 0)
             REENCODE(chunk_read, &m);
+        if (ckpt_msg_chunk_locate_decode(data, len, &lm) == 0)
+            REENCODE(chunk_locate, &lm);
         break;
     }
     case 3: {
         struct ckpt_msg_chunk_read_resp m;
+        static struct ckpt_msg_chunk_locate_resp lr;
         if (ckpt_msg_chunk_read_resp_decode(data, len, &m) == 0)
             REENCODE(chunk_read_resp, &m);
+        if (ckpt_msg_chunk_locate_resp_decode(data, len, &lr) == 0)
+            REENCODE(chunk_locate_resp, &lr);
         break;
     }
     case 4: {

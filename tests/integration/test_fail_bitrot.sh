@@ -36,6 +36,12 @@ STEP=read
 "$CC" -q stop "$C" ckptfs || die "unmount failed"
 "$CC" -q start "$C" ckptfs || die "remount failed"
 check_files || fail "a read returned wrong bytes with corrupted chunks"
+# The mount reads same-host chunks from the nodes' files and checks their
+# crc itself: the corrupted ones failed it and were read through their
+# nodes, which found them bad and reported them (checked below).
+reads() { getfattr -n user.ckptfs.reads --only-values "$C/mnt" 2>/dev/null | awk -v k="$1" '$1 == k { print $2 }'; }
+[ "$(reads chunks_local)" -gt 0 ] && [ "$(reads local_fallbacks)" -ge 3 ] ||
+    fail "same-host reads: chunks_local $(reads chunks_local), local_fallbacks $(reads local_fallbacks) (want > 0, >= 3)"
 
 STEP=repair
 rewritten() {

@@ -64,10 +64,13 @@ exists() { [ -e "$1" ]; }
 # in_open PID: PID is blocked in openat(2) (x86_64 syscall 257).
 in_open() { [ "$(cut -d' ' -f1 "/proc/$1/syscall" 2>/dev/null)" = 257 ]; }
 
-say setup "cluster of 6 nodes and two mounts"
+# The second mount reads every chunk through its node (nolocal), as a mount
+# on another machine would; the first reads same-host chunks from the
+# nodes' files.  Both must see the same bytes.
+say setup "cluster of 6 nodes and two mounts (the second with nolocal)"
 "$CC" -q up "$C" --timeout 60 || die "ckpt-cluster up failed"
 mkdir -p "$M2"
-"$BIN/ckptfs" -f -o "conf=$C/ckptfs.conf,log_file=$T/mnt2.log" "$M2" &
+"$BIN/ckptfs" -f -o "conf=$C/ckptfs.conf,log_file=$T/mnt2.log,nolocal" "$M2" &
 M2PID=$!
 wait_for 20 mounted "$M2" || die "second mount did not appear"
 wait_for 20 stat "$M2/." >/dev/null || die "second mount does not answer"
@@ -143,6 +146,11 @@ exec 3>&- 2>/dev/null
 wait_for 60 exists "$M2/synced" || fail "file missing on the other mount"
 got=$(timeout 90 sha256sum <"$M2/synced" | cut -d' ' -f1)
 [ "$got" = "$(sha "$T/fsrc")" ] || fail "fsync()ed data lost with the writing mount (${got:-error})"
+
+# reads STAT: the value of STAT in a mount's read counters.
+reads() { getfattr -n user.ckptfs.reads --only-values "$1" 2>/dev/null | awk -v k="$2" '$1 == k { print $2 }'; }
+[ "$(reads "$M2" chunks_local)" = 0 ] && [ "$(reads "$M2" stripes_loaded)" -gt 0 ] ||
+    fail "the nolocal mount: chunks_local $(reads "$M2" chunks_local), stripes_loaded $(reads "$M2" stripes_loaded)"
 
 if [ "$FAILS" -gt 0 ]; then
     echo "--- ckptfs logs"; grep -v ' INFO ' "$C/logs/ckptfs.log" "$T/mnt2.log" 2>/dev/null | tail -30

@@ -43,7 +43,7 @@ trap 'exit 130' INT TERM
 
 say "up: meta + 6 nodes on $ADDRS, transport rdma"
 timeout -k 5 300 "$CC" up "$D" --nodes 6 --ec 4+2 --chunk 1M --transport rdma \
-    --addrs "$ADDRS" --timeout 240 || fail "ckpt-cluster up failed (logs: ckpt-cluster logs $D)"
+    --addrs "$ADDRS" -o nolocal --timeout 240 || fail "ckpt-cluster up failed (logs: ckpt-cluster logs $D)"
 M="$D/mnt"
 
 say "write 48 MiB (one 32 MiB file, 64 x 256 KiB)"

@@ -897,6 +897,98 @@ START_TEST(test_damaged_chunk_detected)
 }
 END_TEST
 
+/* ---- CHUNK_LOCATE (same-host reads) ------------------------------------------------------ */
+
+static int clocate(ckpt_conn *c, uint32_t target, struct ckpt_chunk_key k, uint64_t min_gen,
+                   const uint8_t host[CKPT_HOST_ID_LEN], struct ckpt_msg_chunk_locate_resp *resp)
+{
+    struct ckpt_msg_chunk_locate m = {.target = target, .key = k, .min_gen = min_gen};
+    memcpy(m.host, host, sizeof(m.host));
+    uint8_t store[64], *body = NULL;
+    uint32_t blen = 0, got = 0;
+    struct ckpt_wbuf w;
+    ckpt_wbuf_init(&w, store, sizeof(store));
+    ck_assert_int_eq(ckpt_msg_chunk_locate_encode(&w, &m), 0);
+    int rc = raw_call(c, CKPT_OP_CHUNK_LOCATE, w.p, (uint32_t)w.len, NULL, 0, NULL, 0, &got,
+                      &body, &blen);
+    ckpt_wbuf_free(&w);
+    ck_assert_uint_eq(got, 0); /* never a bulk: the bytes stay in the file */
+    if (rc == 0)
+        ck_assert_int_eq(ckpt_msg_chunk_locate_resp_decode(body, blen, resp), 0);
+    free(body);
+    return rc;
+}
+
+START_TEST(test_chunk_locate)
+{
+    struct node_env e = {0};
+    env_targets(&e, 1, true, "lo");
+    env_opts(&e);
+    env_start(&e);
+    ckpt_conn *c = e.conn;
+    uint8_t host[CKPT_HOST_ID_LEN], other[CKPT_HOST_ID_LEN];
+    ck_assert_int_eq(ckpt_host_id(host), 0);
+    memcpy(other, host, sizeof(other));
+    other[0] ^= 1;
+    struct ckpt_msg_chunk_locate_resp *r = calloc(1, sizeof(*r));
+    ck_assert_ptr_nonnull(r);
+
+    /* The answer names the chunk's file: its bytes at data_off match the
+     * crc, and the file is the one the node stores (dev/ino). */
+    struct ckpt_chunk_key k = K(21, 3, 2);
+    ck_assert_int_eq(cwrite(c, TID0, k, 4, 200 * KiB), 0);
+    ck_assert_int_eq(clocate(c, TID0, k, 0, host, r), 0);
+    ck_assert_uint_eq(r->gen, 4);
+    ck_assert_uint_eq(r->chunk_len, 200 * KiB);
+    ck_assert_int_eq(r->path[0], '/');
+    int fd = open(r->path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    struct stat st;
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    ck_assert_uint_eq((uint64_t)st.st_dev, r->dev);
+    ck_assert_uint_eq((uint64_t)st.st_ino, r->ino);
+    uint8_t *b = malloc(200 * KiB), *want = malloc(200 * KiB);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_ptr_nonnull(want);
+    ck_assert_int_eq(pread(fd, b, 200 * KiB, (off_t)r->data_off), 200 * KiB);
+    close(fd);
+    fill(want, 200 * KiB, &k, 4);
+    ck_assert_mem_eq(b, want, 200 * KiB);
+    ck_assert_uint_eq(ckpt_crc32c(0, b, 200 * KiB), r->crc);
+
+    /* Another host is told to read through the node; the usual answers
+     * about the chunk itself stand. */
+    ck_assert_int_eq(clocate(c, TID0, k, 0, other, r), -EXDEV);
+    ck_assert_int_eq(clocate(c, TID0, k, 5, host, r), CKPT_E_STALE);
+    ck_assert_int_eq(clocate(c, TID0, K(21, 9, 0), 0, host, r), -ENOENT);
+    ck_assert_int_eq(clocate(c, TID0 + 7, k, 0, host, r), -ENODEV);
+
+    /* A damaged header is found here; damaged data is for the reader's crc
+     * (CHUNK_READ then reports it: test_damaged_chunk_detected). */
+    char p[PATH_MAX + 128];
+    chunk_file(e.tdir[0], k, p, sizeof(p));
+    fd = open(p, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pwrite(fd, "XXXX", 4, 20), 4);
+    close(fd);
+    ck_assert_int_eq(clocate(c, TID0, k, 0, host, r), CKPT_E_TORN);
+
+    /* A body that is not a CHUNK_LOCATE: CKPT_E_PROTO, connection kept. */
+    uint8_t junk[5] = {1, 2, 3, 4, 5};
+    uint32_t got = 0;
+    ck_assert_int_eq(raw_call(c, CKPT_OP_CHUNK_LOCATE, junk, sizeof(junk), NULL, 0, NULL, 0,
+                              &got, NULL, NULL),
+                     CKPT_E_PROTO);
+    ck_assert_int_eq(cwrite(c, TID0, k, 5, 10), 0);
+    ck_assert_int_eq(clocate(c, TID0, k, 0, host, r), 0);
+    ck_assert_uint_eq(r->gen, 5);
+    free(b);
+    free(want);
+    free(r);
+    env_fini(&e);
+}
+END_TEST
+
 /* ---- identity conflicts ------------------------------------------------------------------ */
 
 START_TEST(test_identity_conflicts)
@@ -1258,6 +1350,7 @@ Suite *node_svc_suite(void)
     tcase_add_test(tc, test_rpc_roundtrip);
     tcase_add_test(tc, test_malformed_rejected);
     tcase_add_test(tc, test_damaged_chunk_detected);
+    tcase_add_test(tc, test_chunk_locate);
     tcase_add_test(tc, test_identity_conflicts);
     tcase_add_test(tc, test_opts_from_config);
     suite_add_tcase(s, tc);

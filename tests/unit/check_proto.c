@@ -4,6 +4,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -204,6 +205,55 @@ START_TEST(node_messages_round_trip)
     rr.crc = 1;
     ROUND_TRIP(chunk_read_resp, rr, rr2);
     ck_assert_mem_eq(&rr, &rr2, sizeof(rr));
+
+    struct ckpt_msg_chunk_locate loc, loc2;
+    memset(&loc, 0, sizeof(loc));
+    loc.target = 4;
+    loc.key.ino = 77;
+    loc.key.stripe = 1ull << 33;
+    loc.key.index = 3;
+    loc.min_gen = 6;
+    for (int i = 0; i < CKPT_HOST_ID_LEN; i++)
+        loc.host[i] = (uint8_t)(0xa0 + i);
+    ROUND_TRIP(chunk_locate, loc, loc2);
+    ck_assert_mem_eq(&loc, &loc2, sizeof(loc));
+
+    struct ckpt_msg_chunk_locate_resp *lres = calloc(1, sizeof(*lres)),
+                                      *lres2 = calloc(1, sizeof(*lres2));
+    ck_assert_ptr_nonnull(lres);
+    ck_assert_ptr_nonnull(lres2);
+    lres->gen = 9;
+    lres->chunk_len = 1 << 20;
+    lres->crc = 0x12345678;
+    lres->data_off = 4096;
+    lres->dev = 0x803;
+    lres->ino = 1ull << 50;
+    snprintf(lres->path, sizeof(lres->path), "/srv/t1/chunks/05/0000000000000005/x.0001");
+    ROUND_TRIP(chunk_locate_resp, *lres, *lres2);
+    ck_assert_mem_eq(lres, lres2, sizeof(*lres));
+    /* A relative or empty path is neither sent nor accepted. */
+    {
+        struct ckpt_wbuf w;
+        ckpt_wbuf_init(&w, NULL, 0);
+        snprintf(lres->path, sizeof(lres->path), "chunks/x");
+        ck_assert_int_lt(ckpt_msg_chunk_locate_resp_encode(&w, lres), 0);
+        lres->path[0] = '\0';
+        ck_assert_int_lt(ckpt_msg_chunk_locate_resp_encode(&w, lres), 0);
+        ckpt_wbuf_free(&w);
+        /* hand-made: a valid reply with path "rel" */
+        ckpt_wbuf_init(&w, NULL, 0);
+        ckpt_wr_u64(&w, 1);
+        ckpt_wr_u32(&w, 10);
+        ckpt_wr_u32(&w, 0);
+        ckpt_wr_u64(&w, 4096);
+        ckpt_wr_u64(&w, 1);
+        ckpt_wr_u64(&w, 2);
+        ckpt_wr_str(&w, "rel", 3);
+        ck_assert_int_eq(ckpt_msg_chunk_locate_resp_decode(w.p, w.len, lres2), CKPT_E_PROTO);
+        ckpt_wbuf_free(&w);
+    }
+    free(lres);
+    free(lres2);
 
     struct ckpt_msg_chunk_delete cd, cd2;
     memset(&cd, 0, sizeof(cd));
