@@ -38,7 +38,7 @@
 struct mopts {
     char *meta, *conf, *key_file, *transport, *dirty_limit, *threads, *readahead;
     char *attr_timeout, *entry_timeout, *log_file, *log_level, *io, *buffer_keep;
-    int writeback_cache, nosplice, noparallel, nolocal;
+    int writeback_cache, nosplice, noparallel, nolocal, local;
 };
 
 enum {
@@ -76,6 +76,7 @@ static const struct fuse_opt spec[] = {
     MOPT("writeback_cache", writeback_cache),
     MOPT("nosplice", nosplice),
     MOPT("nolocal", nolocal),
+    MOPT("local", local),
     MOPT("noparallel_writes", noparallel),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
@@ -203,8 +204,9 @@ void fs_args_usage(FILE *f)
             "  writeback_cache      kernel write-back cache for cached opens\n"
             "  nosplice             receive write data by read(2), not splice(2)\n"
             "  noparallel_writes    no FOPEN_PARALLEL_DIRECT_WRITES on direct opens\n"
-            "  nolocal              read chunks of nodes on this host through them, not\n"
-            "                       from their files (short-circuit reads)\n");
+            "  local                read chunks of nodes on this host from their files\n"
+            "                       (short-circuit reads; experimental, off by default)\n"
+            "  nolocal              read every chunk through its node (the default)\n");
 }
 
 static int set_key(struct pstate *p, struct ckpt_config *cfg, const char *sec, const char *key,
@@ -304,7 +306,11 @@ static int build(struct pstate *p, struct mopts *mo, struct fuse_args *fa)
     o->writeback_cache = mo->writeback_cache != 0;
     o->splice = !mo->nosplice;
     o->parallel_writes = !mo->noparallel;
-    o->local_read = !mo->nolocal;
+    if (mo->local && mo->nolocal) {
+        perr(p, "-o local and -o nolocal contradict each other");
+        goto out;
+    }
+    o->local_read = mo->local != 0;
     const char *lf = mo->log_file ? mo->log_file : p->log_file;
     if (lf)
         snprintf(a->log_file, sizeof(a->log_file), "%s", lf);

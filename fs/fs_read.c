@@ -71,7 +71,17 @@
  *   read, or a crc mismatch (the node then verifies, reports the bit rot to
  *   ckpt-meta and answers CKPT_E_CRC, and the stripe is decoded).  Answers
  *   about the chunk itself (absent, stale, torn, a dead node) count as
- *   they would from CHUNK_READ.  -o nolocal turns it off.
+ *   they would from CHUNK_READ.
+ *
+ *   Off by default (-o local turns it on): a stress loop of test_fs_posix's
+ *   modify section (appends by 50 reopens, truncates down and up) on a
+ *   mount with short-circuit reads produced a wrongly stored stripe twice
+ *   in about 185 iterations (one 3009-byte line of zeros in an appended
+ *   file; a truncated file wrong until rewritten), and 0 in 40 iterations
+ *   through the nodes.  Read here, the two paths return the same file
+ *   version (the node's checks, then dev/ino and crc), so the difference
+ *   is one of timing that exposes a race not yet found; until it is, the
+ *   default stays the path with the clean record.
  *
  *   Replies are gathered, not copied: fs_read() returns iovecs pointing
  *   into write-back buffers (this mount's unflushed data), cached stripes

@@ -19,7 +19,9 @@ fl_setup
 NODES="node1 node2 node3 node4 node5 node6"
 
 STEP=up
-"$CC" -q up "$C" --nodes 6 --ec 4+2 --chunk 64K --timeout 60 || die "cluster did not start"
+# -o local: the mount reads same-host chunks from the nodes' files, so the
+# client's own crc check and its fallback to CHUNK_READ are exercised too.
+"$CC" -q up "$C" --nodes 6 --ec 4+2 --chunk 64K -o local --timeout 60 || die "cluster did not start"
 STEP=write
 make_files 1500000 400000 || die "writing failed"
 

@@ -64,10 +64,9 @@ exists() { [ -e "$1" ]; }
 # in_open PID: PID is blocked in openat(2) (x86_64 syscall 257).
 in_open() { [ "$(cut -d' ' -f1 "/proc/$1/syscall" 2>/dev/null)" = 257 ]; }
 
-# The second mount reads every chunk through its node (nolocal), as a mount
-# on another machine would; the first reads same-host chunks from the
-# nodes' files.  Both must see the same bytes.
-say setup "cluster of 6 nodes and two mounts (the second with nolocal)"
+# The second mount reads every chunk through its node (nolocal, the
+# default), as a mount on another machine would.
+say setup "cluster of 6 nodes and two mounts"
 "$CC" -q up "$C" --timeout 60 || die "ckpt-cluster up failed"
 mkdir -p "$M2"
 "$BIN/ckptfs" -f -o "conf=$C/ckptfs.conf,log_file=$T/mnt2.log,nolocal" "$M2" &

@@ -110,11 +110,16 @@ START_TEST(test_o_options)
     ck_assert_int_eq(a.opts.io_mode, FS_IO_MIXED);
     ck_assert(!a.opts.splice);
     ck_assert_uint_eq(a.opts.buffer_keep_ms, 90000);
+    ck_assert(!a.opts.local_read); /* short-circuit reads are opt-in */
     ck_assert(a.foreground);
     ck_assert(fuse_has(&a, "allow_other"));
     ck_assert(fuse_has(&a, "default_permissions"));
     ck_assert(!fuse_has(&a, "dirty_limit"));
     ck_assert(!fuse_has(&a, "meta="));
+    fs_args_free(&a);
+    ck_assert_int_eq(parse(&a, err, 6, "ckptfs", "-c", conf, "-o", "local", mnt), 0);
+    ck_assert(a.opts.local_read);
+    ck_assert(!fuse_has(&a, "local"));
     fs_args_free(&a);
 }
 END_TEST
@@ -156,6 +161,9 @@ START_TEST(test_errors)
                      FS_ARGS_ERROR);
     ck_assert_int_eq(parse(&a, err, 6, "ckptfs", "-c", conf, "-o", "threads=0", mnt),
                      FS_ARGS_ERROR);
+    ck_assert_int_eq(parse(&a, err, 6, "ckptfs", "-c", conf, "-o", "local,nolocal", mnt),
+                     FS_ARGS_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "contradict"));
     /* A config file named explicitly must exist. */
     ck_assert_int_eq(parse(&a, err, 4, "ckptfs", "-c", "/nonexistent/ckptfs.conf", mnt),
                      FS_ARGS_ERROR);
