@@ -957,6 +957,16 @@ static void good_priv(uint8_t p[16])
     p[13] = 8;
 }
 
+/* The server ended a connection it had accepted: normally DISCONNECTED;
+ * soft-RoCE's CM sometimes reports the server's teardown of a connection
+ * it has just established as REJECTED (seen once in the guest, CI run of
+ * 2026-11-23).  Either way the connection is gone, which is the point. */
+static void assert_server_ended(enum rdma_cm_event_type ev)
+{
+    ck_assert_msg(ev == RDMA_CM_EVENT_DISCONNECTED || ev == RDMA_CM_EVENT_REJECTED,
+                  "expected DISCONNECTED or REJECTED, got event %d", (int)ev);
+}
+
 START_TEST(hostile_rdma_peers_close_only_their_connection)
 {
     struct tsrv t;
@@ -990,7 +1000,7 @@ START_TEST(hostile_rdma_peers_close_only_their_connection)
                              .send_flags = IBV_SEND_SIGNALED}, *bad;
     ck_assert_int_eq(ibv_post_send(r.id->qp, &wr, &bad), 0);
     ck_assert_int_eq(raw_cm_wait(r.ch, 5000, &ev), 0);
-    ck_assert_int_eq(ev, RDMA_CM_EVENT_DISCONNECTED);
+    assert_server_ended(ev);
     raw_rdma_close(&r);
 
     /* A header claiming 64 credits back that were never spent: the same. */
@@ -1001,14 +1011,14 @@ START_TEST(hostile_rdma_peers_close_only_their_connection)
     sge.length = 16;
     ck_assert_int_eq(ibv_post_send(r.id->qp, &wr, &bad), 0);
     ck_assert_int_eq(raw_cm_wait(r.ch, 5000, &ev), 0);
-    ck_assert_int_eq(ev, RDMA_CM_EVENT_DISCONNECTED);
+    assert_server_ended(ev);
     raw_rdma_close(&r);
 
     /* Connected and silent: the handshake times out (io_timeout 3 s). */
     ck_assert_int_eq(raw_rdma_connect(&r, rport, priv, 16), RDMA_CM_EVENT_ESTABLISHED);
     uint64_t t0 = ckpt_now_ns();
     ck_assert_int_eq(raw_cm_wait(r.ch, 10000, &ev), 0);
-    ck_assert_int_eq(ev, RDMA_CM_EVENT_DISCONNECTED);
+    assert_server_ended(ev);
     ck_assert_uint_ge((ckpt_now_ns() - t0) / 1000000, 2500);
     raw_rdma_close(&r);
 
