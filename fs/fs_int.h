@@ -51,6 +51,7 @@
 #define FS_DONE_RING 64           /* recently finished versions remembered */
 #define FS_WRITEBACK_NICE 10      /* write-back workers yield to the application */
 #define FS_HOLD_IDLE_MS 200       /* held full stripes go once the writer pauses this long */
+#define FS_REL_RETRY_MS 20000    /* a size-carrying RELEASE retried while ckpt-meta is away */
 #define FS_LOCAL_RETRY_MS 60000  /* short-circuit reads of a node retried after an open failed */
 
 typedef struct fs_inode fs_inode;
