@@ -165,6 +165,7 @@ struct handle {
     uint64_t ino;
     bool write;
     bool closing;          /* CLOSING seen: pend_* are the flushing size/mtime */
+    uint64_t closing_seq;  /* order of CLOSINGs (ss->closing_seq): newest wins */
     uint64_t pend_size;
     struct timespec pend_mtime, pend_ctime;
     struct handle *sprev, *snext; /* in its session */
@@ -191,6 +192,7 @@ struct undo {
 struct meta_sessions {
     struct hmap sessions, handles, inos;
     uint64_t next_handle;
+    uint64_t closing_seq;      /* CLOSINGs seen (handle->closing_seq) */
     struct oino *waiting;      /* inodes with parked opens */
     uint64_t nparked;
     struct oino *sweep;        /* inodes that may have become empty */
@@ -471,21 +473,29 @@ static void pending_apply(const struct handle *h, struct meta_attr *a)
     a->ctime = h->pend_ctime;
 }
 
+/* Of several closing write handles of one inode (one session's quick
+ * close-open-close: `echo >>f` twice) the one whose CLOSING came last
+ * carries the newest size: the writer's sizes only grow between its size
+ * messages, and a truncate in between rewrites every pend_size
+ * (meta_sess_pending_setattr).  Handles whose RELEASE the batch being
+ * written applied (undo log) count too: they are closing until it commits. */
 void meta_sess_pending_attr(struct meta_server *srv, struct meta_attr *a)
 {
     struct meta_sessions *ss = srv->sess;
+    const struct handle *best = NULL;
     pthread_mutex_lock(&srv->sess_lock);
     struct oino *o = oino_find(ss, a->ino);
     for (struct handle *h = o ? o->handles : NULL; h; h = h->inext)
-        if (h->write && h->closing)
-            pending_apply(h, a);
-    /* A RELEASE applied by the batch now being written: until it commits
-     * readers' snapshots still have the old size. */
+        if (h->write && h->closing && (!best || h->closing_seq > best->closing_seq))
+            best = h;
     for (size_t i = 0; i < ss->nundo; i++) {
         const struct handle *h = ss->undo[i].obj;
-        if (ss->undo[i].kind == U_HANDLE_DEL && h->ino == a->ino && h->write && h->closing)
-            pending_apply(h, a);
+        if (ss->undo[i].kind == U_HANDLE_DEL && h->ino == a->ino && h->write && h->closing &&
+            (!best || h->closing_seq > best->closing_seq))
+            best = h;
     }
+    if (best)
+        pending_apply(best, a);
     pthread_mutex_unlock(&srv->sess_lock);
 }
 
@@ -1231,6 +1241,16 @@ static int open_ino(struct meta_server *srv, MDB_txn *txn, struct meta_wop *w, u
         return rc;
     w->result[0] = handle;
     w->result[1] = session;
+    /* An open that did not wait (the opener's own session, or no writer):
+     * the size the opener's earlier handles are still flushing counts, as
+     * it does for GETATTR.  A client that already dropped its inode object
+     * (its last RELEASE answered while this OPEN was on its way) builds a
+     * new one from this reply: with the stored size alone, an O_APPEND
+     * right after `echo >>f` saw the file one write short, and the client
+     * zero-filled the gap the kernel's append offset left (test_fs_posix,
+     * one line of zeros in 50 appends). */
+    if (!(flags & O_TRUNC))
+        meta_sess_pending_attr(srv, &a);
     return reply_open(w, &a, has_layout ? &l : NULL, handle);
 }
 
@@ -1402,6 +1422,7 @@ void meta_di_closing(struct meta_server *srv, struct ckpt_req *req)
         rc = -ESTALE;
     } else {
         h->closing = true;
+        h->closing_seq = ++srv->sess->closing_seq;
         h->pend_size = m.size;
         h->pend_mtime.tv_sec = (time_t)m.mtime_sec;
         h->pend_mtime.tv_nsec = (long)m.mtime_nsec;

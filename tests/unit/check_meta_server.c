@@ -686,6 +686,53 @@ START_TEST(test_closing_shows_size)
 }
 END_TEST
 
+/* One session's quick appends (`echo >>f` twice, then a third open): two
+ * handles are closing at once.  Readers see the size of the newest
+ * CLOSING, and so does the session's own next OPEN, whose reply a client
+ * that already dropped its inode object builds a fresh one from (the
+ * O_APPEND zero-fill of test_fs_posix). */
+START_TEST(test_closing_newest_wins)
+{
+    ckpt_mclient *b = NULL;
+    struct ckpt_msg_open_resp h1, h2, h3;
+    struct ckpt_msg_release r1, r2;
+    struct ckpt_attr a;
+
+    mfx_simple_cluster(6);
+    ck_assert_int_eq(mfx_mclient("reader", &b), 0);
+    ck_assert_int_eq(create(F.mc, CKPT_ROOT_INO, "app", O_WRONLY, &h1), 0);
+    memset(&r1, 0, sizeof(r1));
+    r1.ino = h1.attr.ino;
+    r1.handle = h1.handle;
+    r1.session = ckpt_mclient_session(F.mc);
+    r1.wrote = 1;
+    r1.size = 3009;
+    ck_assert_int_eq(ckpt_mclient_closing(F.mc, &r1), 0);
+    /* The next append opens before the first RELEASE: its reply has the
+     * size being flushed, not the stored 0. */
+    ck_assert_int_eq(ckpt_mclient_open(F.mc, h1.attr.ino, O_WRONLY | O_APPEND, &h2), 0);
+    ck_assert_uint_eq(h2.attr.size, 3009);
+    r2 = r1;
+    r2.handle = h2.handle;
+    r2.size = 6018;
+    ck_assert_int_eq(ckpt_mclient_closing(F.mc, &r2), 0);
+    ck_assert_int_eq(ckpt_mclient_open(F.mc, h1.attr.ino, O_WRONLY | O_APPEND, &h3), 0);
+    ck_assert_uint_eq(h3.attr.size, 6018);
+    ck_assert_int_eq(ckpt_mclient_getattr(b, h1.attr.ino, &a), 0);
+    ck_assert_uint_eq(a.size, 6018);
+    /* The first RELEASE stores its (older) size; the newer one still
+     * flushing is what everyone sees, then what is stored. */
+    ck_assert_int_eq(ckpt_mclient_release(F.mc, &r1), 0);
+    ck_assert_int_eq(ckpt_mclient_getattr(b, h1.attr.ino, &a), 0);
+    ck_assert_uint_eq(a.size, 6018);
+    ck_assert_int_eq(ckpt_mclient_release(F.mc, &r2), 0);
+    ck_assert_int_eq(ckpt_mclient_getattr(b, h1.attr.ino, &a), 0);
+    ck_assert_uint_eq(a.size, 6018);
+    ck_assert_int_eq(release(F.mc, &h3, 0, 0), 0);
+    ckpt_mclient_destroy(b);
+}
+END_TEST
+
 START_TEST(test_dead_writer_incomplete)
 {
     struct ckpt_msg_open_resp w;
@@ -1058,6 +1105,7 @@ Suite *meta_server_suite(void)
     tcase_add_test(tc, test_concurrent_creates);
     tcase_add_test(tc, test_open_waits_for_writer);
     tcase_add_test(tc, test_closing_shows_size);
+    tcase_add_test(tc, test_closing_newest_wins);
     tcase_add_test(tc, test_generations_and_deletions);
     tcase_add_test(tc, test_orphan_held_open);
     tcase_add_test(tc, test_restart_keeps_state);
