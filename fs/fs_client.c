@@ -177,6 +177,9 @@ int fs_client_create(const struct fs_opts *opts, fs_client **out)
         c->max_flight = 4;
     c->rc_limit = fs_max_u64(4 * c->opts.readahead_bytes, 64ull << 20);
     c->held_limit = opts->dirty_limit_bytes / 4 * 3;
+    /* Direct-I/O files can be mmap'ed MAP_SHARED (model loaders do) only
+     * with this INIT flag (fs_kio.h). */
+    c->kio.want_flags2 = FS_KIO_F2_DIRECT_IO_ALLOW_MMAP;
     if (c->opts.local_read) {
         int hrc = ckpt_host_id(c->host_id);
         c->local_read = hrc == 0;

@@ -9,7 +9,7 @@
  *                decode from parity), read cache and read-ahead
  *   fs_ops.c     the libfuse low-level operations
  *   fs_map.c     cluster map and peers;  fs_pool.c  dirty_limit budget;
- *   fs_wq.c      worker threads
+ *   fs_wq.c      worker threads;  fs_kio.c  our reads/writes of /dev/fuse
  *
  * Lock order (outer first): ino->lock -> c->lock (inode table, slots) ->
  * the pool/wq/map/net locks, which never call back out.  Nothing takes
@@ -32,6 +32,7 @@
 
 #include "ec.h"
 #include "fs.h"
+#include "fs_kio.h"
 #include "fs_map.h"
 #include "fs_pool.h"
 #include "fs_wq.h"
@@ -117,6 +118,7 @@ struct fs_client {
     uint64_t rc_bytes;             /* protected by lock: read cache memory */
     uint64_t rc_limit;
     bool borrowed;                 /* net and map belong to a unit test */
+    struct fs_kio kio;             /* /dev/fuse hooks (fs_kio.c) */
     struct fs_fh *fh_head;         /* protected by lock: handles the kernel holds */
     struct fs_stats st;
 };

@@ -18,6 +18,7 @@
 #include "err.h"
 #include "fs.h"
 #include "fs_args.h"
+#include "fs_kio.h"
 #include "log.h"
 #include "version.h"
 
@@ -87,6 +88,10 @@ int main(int argc, char **argv)
         goto out;
     if (fuse_session_mount(se, a.mountpoint) < 0)
         goto out_handlers;
+    int krc = fs_kio_install(se);
+    if (krc < 0)
+        CKPT_LOG_WARN("cannot hook /dev/fuse I/O (" CKPT_RC_FMT "): MAP_SHARED mmap of "
+                      "files will fail with ENODEV", CKPT_RC_ARGS(krc));
     if (fuse_daemonize(a.foreground) < 0)
         goto out_unmount;
     if (!a.foreground && !a.log_file[0])

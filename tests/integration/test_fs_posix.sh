@@ -16,6 +16,8 @@
 #   errno       the POSIX errors tools rely on (perl, checked by name)
 #   xattr       user xattrs, and a directory layout xattr (ec=2+1) whose new
 #               files are written and read back with that code
+#   mmap        MAP_SHARED (model loaders) and MAP_PRIVATE reads bit-exact,
+#               a MAP_SHARED write read back on both mounts
 #
 # Every wait polls a condition with a deadline (no bare sleeps).  The EXIT
 # trap unmounts the second mount, stops the cluster and removes the temp dir
@@ -24,7 +26,7 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 : "${BIN:=build/bin}"
 BIN=$(realpath "$BIN")
-scripts/deps.sh rsync attr >/dev/null || exit 1
+scripts/deps.sh rsync attr python3 >/dev/null || exit 1
 T=$(mktemp -d /tmp/ckptfs-test-fs-posix.XXXXXX) || exit 1
 C=$T/cluster
 M=$C/mnt
@@ -228,6 +230,42 @@ head -c $((5 << 20 | 4321)) /dev/urandom >"$T/l21"
 cp "$T/l21" "$M/l21/f" || fail "write under ec=2+1"
 same "$T/l21" l21/f
 df -P "$M" | awk 'NR == 2 { exit !($2 > 0) }' || fail "statfs"
+
+# ---- mmap ------------------------------------------------------------------------------
+# Model loaders (safetensors, numpy mmap_mode='r') map files MAP_SHARED;
+# files are opened with direct I/O, which the kernel maps shared only
+# when the INIT reply carries FUSE_DIRECT_IO_ALLOW_MMAP (fs/fs_kio.c).
+say mmap "MAP_SHARED and MAP_PRIVATE reads, MAP_SHARED writes"
+head -c $((6 << 20 | 777)) /dev/urandom >"$T/mm"
+cp "$T/mm" "$M/mm" || fail "cp mm"
+head -c $((3 << 20 | 5)) /dev/urandom >"$T/mw"
+mmres=$(python3 - "$M/mm" "$T/mm" "$M/mw" "$T/mw" <<'PY'
+import mmap, sys
+src, ref, dst, data = sys.argv[1], open(sys.argv[2], 'rb').read(), sys.argv[3], open(sys.argv[4], 'rb').read()
+out = []
+with open(src, 'rb') as f:
+    for name, kw in (("shared", dict(access=mmap.ACCESS_READ)),
+                     ("private", dict(flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ))):
+        try:
+            with mmap.mmap(f.fileno(), 0, **kw) as m:
+                out.append(name + ("-ok" if m[:] == ref else "-differs"))
+        except OSError as e:
+            out.append("%s-%s" % (name, e.strerror))
+with open(dst, 'wb') as f:
+    f.truncate(len(data))
+with open(dst, 'r+b') as f:
+    try:
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_WRITE) as m:
+            m[:] = data
+            m.flush()
+        out.append("write-ok")
+    except OSError as e:
+        out.append("write-" + e.strerror)
+print(" ".join(out))
+PY
+)
+[ "$mmres" = "shared-ok private-ok write-ok" ] || fail "mmap: $mmres"
+same "$T/mw" mw
 
 if [ "$FAILS" -gt 0 ]; then
     echo "--- ckptfs logs"; tail -20 "$C/logs/ckptfs.log" "$T/mnt2.log" 2>/dev/null
