@@ -205,8 +205,8 @@ void fs_args_usage(FILE *f)
             "  nosplice             receive write data by read(2), not splice(2)\n"
             "  noparallel_writes    no FOPEN_PARALLEL_DIRECT_WRITES on direct opens\n"
             "  local                read chunks of nodes on this host from their files\n"
-            "                       (short-circuit reads; experimental, off by default)\n"
-            "  nolocal              read every chunk through its node (the default)\n");
+            "                       (short-circuit reads, the default)\n"
+            "  nolocal              read every chunk through its node\n");
 }
 
 static int set_key(struct pstate *p, struct ckpt_config *cfg, const char *sec, const char *key,
@@ -310,7 +310,7 @@ static int build(struct pstate *p, struct mopts *mo, struct fuse_args *fa)
         perr(p, "-o local and -o nolocal contradict each other");
         goto out;
     }
-    o->local_read = mo->local != 0;
+    o->local_read = !mo->nolocal;
     const char *lf = mo->log_file ? mo->log_file : p->log_file;
     if (lf)
         snprintf(a->log_file, sizeof(a->log_file), "%s", lf);

@@ -87,7 +87,7 @@ void fs_opts_default(struct fs_opts *o)
     o->io_mode = FS_IO_DIRECT;
     o->parallel_writes = true;
     o->splice = true;
-    o->local_read = false; /* experimental: -o local */
+    o->local_read = true; /* short-circuit reads of same-host nodes (-o nolocal) */
     o->chunk_timeout_ms = 10000;
     ckpt_config_free(&cfg);
 }

@@ -73,16 +73,17 @@
  *   about the chunk itself (absent, stale, torn, a dead node) count as
  *   they would from CHUNK_READ.
  *
- *   Off by default (-o local turns it on): a stress loop of test_fs_posix's
- *   modify section (appends by 50 reopens, truncates down and up) on a
- *   mount with short-circuit reads produced a wrongly stored stripe twice
- *   in about 185 iterations (one 3009-byte line of zeros in an appended
- *   file; a truncated file wrong until rewritten), and 0 in 40 iterations
- *   through the nodes.  Read here, the two paths return the same file
- *   version (the node's checks, then dev/ino and crc), so the difference
- *   is one of timing that exposes a race not yet found; until it is, the
- *   default stays the path with the clean record.
- *
+ *   On by default (-o nolocal turns it off).  It was off for a while: a
+ *   stress loop of test_fs_posix's modify section (appends by 50 reopens,
+ *   truncates down and up) on a mount with short-circuit reads produced a
+ *   wrongly stored stripe twice in about 185 iterations, and 0 in 40
+ *   through the nodes.  The cause was not here: ckpt-meta answered an
+ *   OPEN with the stored size while the opener's own earlier handle was
+ *   still flushing a larger one (meta_session.c open_ino), and a client
+ *   that had just dropped its inode object zero-filled the gap; faster
+ *   loads only made the window more likely.  With that fixed the same loop
+ *   ran 200 iterations with short-circuit reads without a failure.
+
  *   Replies are gathered, not copied: fs_read() returns iovecs pointing
  *   into write-back buffers (this mount's unflushed data), cached stripes
  *   and a shared zero buffer, each pinned until the reply is sent.

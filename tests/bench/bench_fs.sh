@@ -12,9 +12,10 @@
 #       and CHUNK_SYNCed on its targets, with the parity the disk also has
 #       to absorb)
 #   (c) restore read throughput, caches dropped (4 readers, and 1 reader),
-#       every chunk through its node (the default); the same reads through
-#       a second mount with -o local (experimental short-circuit reads of
-#       same-host nodes' files, mount.ckptfs(8)) are shown below them
+#       with the mount's defaults (chunks of this host's nodes read from
+#       their files, mount.ckptfs(8) -o local); the same reads through a
+#       second mount with -o nolocal (every chunk through its node over
+#       TCP, the path of chunks on other hosts) are shown below them
 #   (d) degraded read throughput with one node killed -9, caches dropped
 #   and the peak resident memory of the ckptfs client against dirty_limit.
 #   For (c) and (d) also the CPU time the cluster's processes used per GiB
@@ -197,14 +198,14 @@ read_phase "$C/mnt"
 CR4=$R4 CR1=$R1 CU4=$U4 CU1=$U1
 XR4=- XR1=- XU4=- XU1=-
 mkdir -p "$RMT"
-"$BIN/ckptfs" -f -o "conf=$C/ckptfs.conf,local,log_file=$T/remote.log${EXTRA:+,$EXTRA}" "$RMT" &
+"$BIN/ckptfs" -f -o "conf=$C/ckptfs.conf,nolocal,log_file=$T/remote.log${EXTRA:+,$EXTRA}" "$RMT" &
 RPID=$!
 if wait_for 20 mounted "$RMT"; then
     read_phase "$RMT"
     XR4=$R4 XR1=$R1 XU4=$U4 XU1=$U1
     fusermount3 -u "$RMT"
 else
-    echo "the -o local mount did not come up" >&2
+    echo "the -o nolocal mount did not come up" >&2
 fi
 wait_for 10 gone "$RPID" || kill -9 "$RPID"
 RPID=
@@ -225,8 +226,8 @@ printf '%-44s %9ss %9ss %9ss %9s %9s\n' "(b) until fsync safe, 4 x ${GIB} GiB" "
 printf '%-44s %9ss %9ss %9ss %9s %9s\n' "(b) until fsync safe, 1 x $((4 * GIB)) GiB" "$LS1" "$NS1" "$CS1" "" "$(ratio "$CS1" "$LS1")"
 printf '%-44s %7sMB/s %7sMB/s %7sMB/s %9s %9s\n' "(c) restore read, 4 readers" "$LR4" "$NR4" "$CR4" "$(ratio "$CR4" "$NR4")" "$(ratio "$CR4" "$LR4")"
 printf '%-44s %7sMB/s %7sMB/s %7sMB/s %9s %9s\n' "(c) restore read, 1 reader" "$LR1" "$NR1" "$CR1" "$(ratio "$CR1" "$NR1")" "$(ratio "$CR1" "$LR1")"
-printf '%-44s %7sMB/s %10s %7sMB/s %9s %9s\n' "    short-circuit (-o local), 4 readers" "$LR4" "" "$XR4" "" "$(ratio "$XR4" "$LR4")"
-printf '%-44s %7sMB/s %10s %7sMB/s %9s %9s\n' "    short-circuit (-o local), 1 reader" "$LR1" "" "$XR1" "" "$(ratio "$XR1" "$LR1")"
+printf '%-44s %7sMB/s %10s %7sMB/s %9s %9s\n' "    through the nodes (-o nolocal), 4 readers" "$LR4" "" "$XR4" "" "$(ratio "$XR4" "$LR4")"
+printf '%-44s %7sMB/s %10s %7sMB/s %9s %9s\n' "    through the nodes (-o nolocal), 1 reader" "$LR1" "" "$XR1" "" "$(ratio "$XR1" "$LR1")"
 printf '%-44s %10s %10s %7sMB/s %9s %9s\n' "(d) degraded read (1 node dead), 4 readers" "" "" "$DR4" "" "$(ratio "$DR4" "$CR4") of (c)"
 printf '%-44s %10s %10s %7sMB/s %9s %9s\n' "(d) degraded read (1 node dead), 1 reader" "" "" "$DR1" "" "$(ratio "$DR1" "$CR1") of (c)"
 printf '%-44s %10s %10s %8sMiB %9s\n' "ckptfs peak RSS (dirty_limit $DIRTY)" "" "" "$PEAK" ""
@@ -236,5 +237,5 @@ echo "         (c) >= 0.7 x local; (d) >= 0.5 x (c); RSS <= dirty_limit + 256 Mi
 b4=$(mbs "$gib4" "$CS4"); l4=$(mbs "$gib4" "$LS4")
 echo "(b) as throughput: ckptfs $b4 MB/s, local $l4 MB/s, target >= $(awk -v l="$l4" 'BEGIN { printf "%.0f", 0.6 * l * 4 / 6 }') MB/s"
 echo "(c)/(d) CPU of the cluster's processes per GiB read (ms): (c) $CU4 (4 readers), $CU1 (1 reader);"
-echo "        -o local $XU4, $XU1;"
+echo "        -o nolocal $XU4, $XU1;"
 echo "        (d) $DU4, $DU1.  Load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -64,8 +64,9 @@ exists() { [ -e "$1" ]; }
 # in_open PID: PID is blocked in openat(2) (x86_64 syscall 257).
 in_open() { [ "$(cut -d' ' -f1 "/proc/$1/syscall" 2>/dev/null)" = 257 ]; }
 
-# The second mount reads every chunk through its node (nolocal, the
-# default), as a mount on another machine would.
+# The second mount reads every chunk through its node (-o nolocal; the
+# first one reads this host's chunks from the files), as a mount on another
+# machine would.
 say setup "cluster of 6 nodes and two mounts"
 "$CC" -q up "$C" --timeout 60 || die "ckpt-cluster up failed"
 mkdir -p "$M2"

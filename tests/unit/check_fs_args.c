@@ -110,7 +110,7 @@ START_TEST(test_o_options)
     ck_assert_int_eq(a.opts.io_mode, FS_IO_MIXED);
     ck_assert(!a.opts.splice);
     ck_assert_uint_eq(a.opts.buffer_keep_ms, 90000);
-    ck_assert(!a.opts.local_read); /* short-circuit reads are opt-in */
+    ck_assert(a.opts.local_read); /* short-circuit reads are the default */
     ck_assert(a.foreground);
     ck_assert(fuse_has(&a, "allow_other"));
     ck_assert(fuse_has(&a, "default_permissions"));
@@ -120,6 +120,10 @@ START_TEST(test_o_options)
     ck_assert_int_eq(parse(&a, err, 6, "ckptfs", "-c", conf, "-o", "local", mnt), 0);
     ck_assert(a.opts.local_read);
     ck_assert(!fuse_has(&a, "local"));
+    fs_args_free(&a);
+    ck_assert_int_eq(parse(&a, err, 6, "ckptfs", "-c", conf, "-o", "nolocal", mnt), 0);
+    ck_assert(!a.opts.local_read);
+    ck_assert(!fuse_has(&a, "nolocal"));
     fs_args_free(&a);
 }
 END_TEST
