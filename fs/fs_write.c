@@ -984,6 +984,34 @@ static void release_msg_locked(fs_inode *ino, uint64_t handle, uint64_t size, bo
     }
 }
 
+/*
+ * Send a size message (RELEASE after a write, FLUSHED) to ckpt-meta.  It
+ * must arrive: lost with a ckpt-meta restart, the file kept an older size
+ * (seen in test_fail_meta: the restart landed while a RELEASE was on the
+ * wire), or fsync() failed with ENOTCONN in the middle of a checkpoint
+ * (seen there too, for a FLUSHED).  The connection comes back with the
+ * restarted ckpt-meta, whose store still has the handle, and both messages
+ * only store what they carry: retry connection errors for up to
+ * FS_REL_RETRY_MS.
+ */
+static int size_msg_send(fs_inode *ino, int (*send)(ckpt_mclient *, const struct ckpt_msg_release *),
+                         const char *what, const struct ckpt_msg_release *m)
+{
+    int rc = send(ino->c->mc, m);
+    for (uint32_t waited = 0; rc < 0 && fs_map_is_conn_error(rc) && rc != CKPT_E_PROTO &&
+                              rc != CKPT_E_AUTH && waited < FS_REL_RETRY_MS;
+         waited += 250) {
+        if (waited == 0)
+            CKPT_LOG_INFO("inode %llu: %s of handle %llu: " CKPT_RC_FMT ", retrying while "
+                          "ckpt-meta comes back", (unsigned long long)ino->ino, what,
+                          (unsigned long long)m->handle, CKPT_RC_ARGS(rc));
+        struct timespec ts = {0, 250 * 1000000L};
+        nanosleep(&ts, NULL);
+        rc = send(ino->c->mc, m);
+    }
+    return rc;
+}
+
 int fs_fsync(struct fs_fh *fh)
 {
     fs_inode *ino = fh->ino;
@@ -1012,7 +1040,7 @@ int fs_fsync(struct fs_fh *fh)
     pthread_mutex_unlock(&ino->lock);
     rc = sync_targets(ino);
     if (rc == 0 && ino->c->mc) {
-        rc = ckpt_mclient_flushed(ino->c->mc, &m);
+        rc = size_msg_send(ino, ckpt_mclient_flushed, "FLUSHED", &m);
         if (rc < 0)
             CKPT_LOG_WARN("inode %llu: FLUSHED failed: " CKPT_RC_FMT,
                           (unsigned long long)ino->ino, CKPT_RC_ARGS(rc));
@@ -1039,26 +1067,16 @@ static void rel_run(struct fs_job *job)
         CKPT_LOG_ERR("inode %llu: closed after a write-back failure (" CKPT_RC_FMT
                      "): its data is incomplete", (unsigned long long)ino->ino,
                      CKPT_RC_ARGS(err));
-    int rc = ino->c->mc ? ckpt_mclient_release(ino->c->mc, &m) : 0;
-    /* A RELEASE that carries a size must reach ckpt-meta: lost with a
-     * ckpt-meta restart, the file kept an older size (seen in
-     * test_fail_meta: the restart landed while it was on the wire).  The
-     * connection comes back with the restarted ckpt-meta, whose store still
-     * has the handle: retry connection errors for up to
-     * FS_REL_RETRY_MS. */
-    for (uint32_t waited = 0; rc < 0 && r->wrote && fs_map_is_conn_error(rc) &&
-                              rc != CKPT_E_PROTO && rc != CKPT_E_AUTH &&
-                              waited < FS_REL_RETRY_MS;
-         waited += 250) {
-        if (waited == 0)
-            CKPT_LOG_INFO("inode %llu: RELEASE of handle %llu: " CKPT_RC_FMT ", retrying "
-                          "while ckpt-meta comes back", (unsigned long long)ino->ino,
-                          (unsigned long long)r->handle, CKPT_RC_ARGS(rc));
-        struct timespec ts = {0, 250 * 1000000L};
-        nanosleep(&ts, NULL);
-        rc = ckpt_mclient_release(ino->c->mc, &m);
-    }
-    if (rc < 0)
+    int rc = 0;
+    if (ino->c->mc)
+        rc = r->wrote ? size_msg_send(ino, ckpt_mclient_release, "RELEASE", &m)
+                      : ckpt_mclient_release(ino->c->mc, &m);
+    if (rc == -ESTALE && !r->wrote)
+        /* A read handle that a restarted ckpt-meta does not know (it kept
+         * read handles in memory): nothing was held for us. */
+        CKPT_LOG_DEBUG("inode %llu: read handle %llu unknown to ckpt-meta",
+                       (unsigned long long)ino->ino, (unsigned long long)r->handle);
+    else if (rc < 0)
         CKPT_LOG_WARN("inode %llu: RELEASE of handle %llu failed: " CKPT_RC_FMT,
                       (unsigned long long)ino->ino, (unsigned long long)r->handle,
                       CKPT_RC_ARGS(rc));

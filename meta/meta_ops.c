@@ -81,8 +81,10 @@ int meta_reap_if_unused(struct meta_server *srv, MDB_txn *txn, uint64_t ino,
         return 0;
     if (rc < 0)
         return rc;
-    if (a.nlink > 0 || ino == META_ROOT_INO || meta_sess_ino_open(srv, ino))
+    if (a.nlink > 0 || ino == META_ROOT_INO)
         return 0;
+    if (meta_sess_ino_open(srv, ino))
+        return meta_sess_persist_ino(srv, txn, ino); /* an orphan: its handles keep it */
     rc = meta_store_destroy(txn, ino);
     if (rc == 0 && a.has_layout && w)
         w->kick_delq = true;

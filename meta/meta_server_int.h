@@ -255,6 +255,10 @@ int meta_sess_init(struct meta_server *srv);
 void meta_sess_fini(struct meta_server *srv);
 /** True when some session holds ino open (caller: writer thread). */
 bool meta_sess_ino_open(struct meta_server *srv, uint64_t ino);
+/** Write ino's handles that live in memory only (read handles) to the
+ *  database in txn: ino lost its last name while open (caller: writer
+ *  thread).  0 or the LMDB error. */
+int meta_sess_persist_ino(struct meta_server *srv, MDB_txn *txn, uint64_t ino);
 /** True when some session holds ino open for writing (any thread). */
 bool meta_sess_ino_writing(struct meta_server *srv, uint64_t ino);
 /* Attribute reads: a writer that announced CLOSING shows its flushing

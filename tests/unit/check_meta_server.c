@@ -915,6 +915,62 @@ START_TEST(test_restart_keeps_state)
 }
 END_TEST
 
+/* Read handles live in memory until their file loses its last name
+ * (meta_session.c "Read handles"): a read-only open writes no record, so
+ * after a restart its RELEASE finds nothing; one whose file is unlinked
+ * while open is written then and keeps the orphan across the restart; and
+ * the restarted server never hands out a memory-only handle's id again. */
+START_TEST(test_read_handles_memory_only)
+{
+    struct ckpt_msg_open_resp w, r1, r2, r3;
+    struct ckpt_attr a;
+
+    mfx_simple_cluster(6);
+    ck_assert_int_eq(create(F.mc, CKPT_ROOT_INO, "plain", O_WRONLY, &w), 0);
+    ck_assert_int_eq(release(F.mc, &w, 1, 4096), 0);
+    ck_assert_int_eq(create(F.mc, CKPT_ROOT_INO, "gone", O_WRONLY, &w), 0);
+    ck_assert_int_eq(release(F.mc, &w, 1, 100), 0);
+    ck_assert_int_eq(ckpt_mclient_open(F.mc, w.attr.ino, O_RDONLY, &r2), 0);
+    ck_assert_int_eq(ckpt_mclient_lookup(F.mc, CKPT_ROOT_INO, "plain", &a), 0);
+    ck_assert_int_eq(ckpt_mclient_open(F.mc, a.ino, O_RDONLY, &r1), 0); /* the newest id */
+    ck_assert_uint_eq(r1.attr.size, 4096);
+    ck_assert_int_eq(ckpt_mclient_unlink(F.mc, CKPT_ROOT_INO, "gone"), 0);
+
+    mfx_hb_stop();
+    mfx_server_stop();
+    F.opts.listen_port = F.port;
+    mfx_server_start();
+
+    /* The orphan's reader was written at the unlink: it is still there. */
+    ck_assert_int_eq(ckpt_mclient_getattr(F.mc, r2.attr.ino, &a), 0);
+    ck_assert_uint_eq(a.nlink, 0);
+    /* A new handle never takes the id of one the clients may still hold. */
+    ck_assert_int_eq(ckpt_mclient_open(F.mc, r1.attr.ino, O_RDONLY, &r3), 0);
+    ck_assert_uint_ne(r3.handle, r1.handle);
+    ck_assert_uint_ne(r3.handle, r2.handle);
+    /* fsync() through that reader (`sync FILE` opens read-only) still
+     * stores this session's size: its handle is from before the restart.
+     * An unknown handle of this run is refused as before. */
+    struct ckpt_msg_release fl;
+    memset(&fl, 0, sizeof(fl));
+    fl.ino = r1.attr.ino;
+    fl.handle = r1.handle;
+    fl.session = ckpt_mclient_session(F.mc);
+    fl.wrote = 1;
+    fl.size = 5000;
+    ck_assert_int_eq(ckpt_mclient_flushed(F.mc, &fl), 0);
+    ck_assert_int_eq(ckpt_mclient_getattr(F.mc, r1.attr.ino, &a), 0);
+    ck_assert_uint_eq(a.size, 5000);
+    fl.handle = r3.handle + 1000;
+    ck_assert_int_eq(ckpt_mclient_flushed(F.mc, &fl), -ESTALE);
+    /* The plain file's reader was never written down. */
+    ck_assert_int_eq(release(F.mc, &r1, 0, 0), -ESTALE);
+    ck_assert_int_eq(release(F.mc, &r3, 0, 0), 0);
+    ck_assert_int_eq(release(F.mc, &r2, 0, 0), 0);
+    ck_assert_int_eq(ckpt_mclient_getattr(F.mc, r2.attr.ino, NULL), -ENOENT);
+}
+END_TEST
+
 /* ---- sessions -------------------------------------------------------------------------- */
 
 static atomic_int lost_calls;
@@ -1109,6 +1165,7 @@ Suite *meta_server_suite(void)
     tcase_add_test(tc, test_generations_and_deletions);
     tcase_add_test(tc, test_orphan_held_open);
     tcase_add_test(tc, test_restart_keeps_state);
+    tcase_add_test(tc, test_read_handles_memory_only);
     tcase_add_test(tc, test_client_errors);
     tcase_add_test(tc, test_failed_commit_rolls_back);
     suite_add_tcase(s, tc);
