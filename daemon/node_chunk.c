@@ -134,10 +134,26 @@
  * cluster profile the crc became 33% of the node's CPU), and a media error
  * on a mapped page is SIGBUS, so chunks are read with pread.
  *
+ * Direct writes.  A chunk of at least NODE_CHUNK_DIRECT_MIN bytes in one
+ * page-aligned buffer (what the service receives a CHUNK_WRITE into) is
+ * written with O_DIRECT: the header block and the 4 KiB-aligned part of the
+ * data in one pwritev, the unaligned tail (short last chunks only) buffered
+ * through the same file after clearing O_DIRECT.  The 4096-byte data offset
+ * of the format is what makes this possible.  A store probes at open
+ * whether its filesystem takes O_DIRECT (tmpfs may not) and writes
+ * everything buffered when it does not.  Why: a checkpoint is written once
+ * and read rarely, so caching it only takes memory from the training job,
+ * and the copy into the page cache was the largest cost of the write path:
+ * perf over the flush and fsync of 4 x 1 GiB (6 GiB of chunks, 6 nodes on
+ * one 2-core VM) had copy_folio_from_iter_atomic at 42% of all samples.
+ * With O_DIRECT the cluster's CPU for that flush went from 1177-1469 to
+ * 587-831 ticks and the flush became disk-bound (half the CPU idle).  Reads
+ * stay buffered (a chunk written directly is read from the disk once).
+ *
  * Known limits.  The open-time scan is O(chunk files): a readdir entry and
  * an fstatat each, 3-10 us per chunk with a warm cache here (2048 chunks in
  * 6-21 ms); a cold cache adds an inode read per chunk.  A chunk is read
- * with buffered I/O; the 4096-byte data offset keeps O_DIRECT possible later.
+ * with buffered I/O.
  * Range reads checksum the whole chunk, so reading 4 KiB of a 64 MiB chunk
  * reads 64 MiB.  The encoding field is checked but only raw is implemented.
  */
@@ -165,6 +181,7 @@
 #define NODE_LOCKS 256        /* striped key locks; a power of two */
 #define FANOUT 256            /* chunks/00 .. chunks/ff */
 #define SCRATCH_LEN (64u << 10) /* range reads checksum the rest through this */
+#define NODE_CHUNK_DIRECT_MIN (64u << 10) /* smaller chunks: buffered */
 #define IOV_STACK 64          /* iovecs on the stack before we allocate */
 #define DIRTY_BUCKETS0 256u   /* initial dirty hash size; a power of two */
 
@@ -222,6 +239,8 @@ struct node_chunk_store {
     char *root;              /* "<target>/chunks", for messages; immutable */
     enum node_chunk_sync sync;  /* immutable */
     uint32_t syncfs_min;     /* immutable */
+    bool direct;             /* the filesystem takes O_DIRECT writes; immutable */
+    atomic_uint_fast64_t direct_writes;
     uint64_t tmp_removed;    /* set by the open-time scan; immutable after */
     uint64_t chunks_found;   /* idem */
     atomic_uint_fast64_t tmp_seq;
@@ -911,6 +930,22 @@ void node_chunk_store_close(node_chunk_store *s)
     ckpt_free(s);
 }
 
+/* Does the store's filesystem take O_DIRECT writes (tmpfs and some
+ * network filesystems refuse the flag)?  A probe file in chunks/. */
+static bool probe_direct(node_chunk_store *s)
+{
+    static const char name[] = ".direct-probe";
+    int fd = openat(s->chunkfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
+    if (fd < 0)
+        return false;
+    _Alignas(4096) uint8_t block[4096];
+    memset(block, 0, sizeof(block));
+    bool ok = pwrite(fd, block, sizeof(block), 0) == (ssize_t)sizeof(block);
+    close(fd);
+    (void)unlinkat(s->chunkfd, name, 0);
+    return ok;
+}
+
 int node_chunk_store_open(node_target *t, const struct node_chunk_opts *opts,
                           node_chunk_store **out)
 {
@@ -991,6 +1026,7 @@ int node_chunk_store_open(node_target *t, const struct node_chunk_opts *opts,
     }
     if (created && (rc = sync_fd(s->chunkfd, false)) < 0)
         goto out_close;
+    s->direct = !o.buffered && probe_direct(s);
 
     struct scan_totals tot = {0, 0, 0};
     for (unsigned i = 0; i < FANOUT; i++) {
@@ -1031,6 +1067,8 @@ void node_chunk_store_stats(node_chunk_store *s,
     pthread_mutex_unlock(&s->dirty_lock);
     out->tmp_removed = s->tmp_removed;
     out->chunks_found = s->chunks_found;
+    out->direct_writes = atomic_load(&s->direct_writes);
+    out->direct = s->direct;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1061,7 +1099,7 @@ int node_chunk_write(node_chunk_store *s, const struct node_chunk_key *key,
 {
     struct iovec stack_iov[IOV_STACK];
     struct iovec *wiov = stack_iov;
-    uint8_t hdr[NODE_CHUNK_DATA_OFF];
+    _Alignas(4096) uint8_t hdr[NODE_CHUNK_DATA_OFF];
     char dir[REL_MAX], rel[REL_MAX], tmp[REL_MAX];
     struct dirty_ino *de = NULL;
     bool dir_new = false, tmp_made = false, claimed = false;
@@ -1090,6 +1128,11 @@ int node_chunk_write(node_chunk_store *s, const struct node_chunk_key *key,
     rel_chunk(rel, key);
     if ((rc = gen_check(s, rel, key, gen, &old_size)) < 0)
         return rc;
+    /* Direct I/O for the block-aligned part of a large chunk in one
+     * page-aligned buffer (see "Direct writes"); the rest buffered. */
+    uint64_t dlen = len & ~(uint64_t)(NODE_CHUNK_DATA_OFF - 1);
+    bool direct = s->direct && iovcnt == 1 && dlen >= NODE_CHUNK_DIRECT_MIN &&
+                  ((uintptr_t)iov[0].iov_base & (NODE_CHUNK_DATA_OFF - 1)) == 0;
 
     uint64_t need = disk_bytes(NODE_CHUNK_DATA_OFF + len);
     if ((rc = node_target_reserve_check(s->t, need)) < 0)
@@ -1111,8 +1154,8 @@ int node_chunk_write(node_chunk_store *s, const struct node_chunk_key *key,
                  ".%04x" TMP_SUFFIX "%016" PRIx64, (unsigned)(key->ino & 0xff),
                  key->ino, key->stripe, (unsigned)key->index,
                  (uint64_t)atomic_fetch_add(&s->tmp_seq, 1));
-        fd = openat(s->chunkfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                    0644);
+        fd = openat(s->chunkfd, tmp,
+                    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | (direct ? O_DIRECT : 0), 0644);
         if (fd >= 0)
             break;
         rc = -errno;
@@ -1142,7 +1185,24 @@ int node_chunk_write(node_chunk_store *s, const struct node_chunk_key *key,
     wiov[0].iov_len = sizeof(hdr);
     for (int i = 0; i < iovcnt; i++)
         wiov[i + 1] = iov[i];
-    if ((rc = pwritev_full(fd, wiov, iovcnt + 1, 0)) < 0)
+    if (direct) {
+        wiov[1].iov_len = dlen;
+        rc = pwritev_full(fd, wiov, 2, 0);
+        if (rc == 0)
+            atomic_fetch_add(&s->direct_writes, 1);
+        if (rc == 0 && dlen < len) {
+            /* The unaligned tail: buffered, through the same file. */
+            int fl = fcntl(fd, F_GETFL);
+            if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_DIRECT) < 0)
+                rc = -errno;
+            struct iovec tail = {(uint8_t *)iov[0].iov_base + dlen, len - dlen};
+            if (rc == 0)
+                rc = pwritev_full(fd, &tail, 1, (off_t)(NODE_CHUNK_DATA_OFF + dlen));
+        }
+    } else {
+        rc = pwritev_full(fd, wiov, iovcnt + 1, 0);
+    }
+    if (rc < 0)
         goto out_fail;
     if (s->sync == NODE_CHUNK_SYNC_ALWAYS && (rc = sync_fd(fd, true)) < 0)
         goto out_fail;

@@ -43,6 +43,7 @@
 #define NODE_CHUNK_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -77,6 +78,7 @@ struct node_chunk_opts {
     enum node_chunk_sync sync;
     uint32_t syncfs_min_files; /* 0 = NODE_CHUNK_SYNCFS_MIN_DEFAULT;
                                   UINT32_MAX = always per-file fdatasync */
+    bool buffered;             /* never write chunks with O_DIRECT */
 };
 
 /* Chunk key: a small transparent value type. */
@@ -100,6 +102,8 @@ struct node_chunk_store_stats {
     uint64_t dirty_inodes; /* inodes with dirty files or directory changes */
     uint64_t tmp_removed;  /* leftover temp files removed at open */
     uint64_t chunks_found; /* chunk files found at open */
+    uint64_t direct_writes; /* chunks written with O_DIRECT (see "Direct writes") */
+    bool direct;           /* the store writes large chunks with O_DIRECT */
 };
 
 /**

@@ -311,6 +311,52 @@ START_TEST(test_roundtrip)
 }
 END_TEST
 
+/* Large chunks in page-aligned buffers (how the service receives them)
+ * are written with O_DIRECT where the filesystem allows it, the unaligned
+ * tail buffered: every size reads back exact, the files have their exact
+ * size, and a reopened store accepts them. */
+START_TEST(test_direct_writes)
+{
+    struct env e;
+    static const size_t sizes[] = {1u << 20, (1u << 20) - 1000, 64u << 10, (64u << 10) + 1,
+                                   200u << 10, (64u << 10) - 1, 4096};
+    const size_t n = sizeof(sizes) / sizeof(sizes[0]);
+    uint8_t *buf = NULL;
+
+    env_open(&e, NODE_CHUNK_SYNC_COMMIT);
+    bool direct = sstats(&e).direct;
+    ck_assert_int_eq(posix_memalign((void **)&buf, 4096, 1u << 20), 0);
+    for (int pass = 1; pass <= 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            struct node_chunk_key k = {.ino = 77, .stripe = i, .index = 1};
+            fill(buf, sizes[i], &k, (uint64_t)pass);
+            ck_assert_int_eq(put(e.s, &k, (uint64_t)pass, buf, sizes[i]), 0);
+            char path[PATH_MAX];
+            struct stat st;
+            chunk_file(&e, &k, path, sizeof(path));
+            ck_assert_int_eq(stat(path, &st), 0);
+            ck_assert_int_eq(st.st_size, (off_t)(NODE_CHUNK_DATA_OFF + sizes[i]));
+            expect_chunk(e.s, &k, (uint64_t)pass, sizes[i]);
+        }
+    }
+    /* Large ones direct (twice each: both passes), the small ones not. */
+    ck_assert_uint_eq(sstats(&e).direct_writes, direct ? 2u * 5u : 0u);
+    if (!direct)
+        fprintf(stderr, "test_direct_writes: %s takes no O_DIRECT: buffered path only\n",
+                e.dir);
+    ck_assert_int_eq(node_chunk_sync(e.s, NULL, 0), 0);
+    node_chunk_store_close(e.s);
+    env_open_store(&e, NODE_CHUNK_SYNC_COMMIT, 0);
+    ck_assert_uint_eq(sstats(&e).chunks_found, n);
+    for (size_t i = 0; i < n; i++) {
+        struct node_chunk_key k = {.ino = 77, .stripe = i, .index = 1};
+        expect_chunk(e.s, &k, 2, sizes[i]);
+    }
+    free(buf);
+    env_close(&e);
+}
+END_TEST
+
 START_TEST(test_bad_args)
 {
     struct env e;
@@ -1291,6 +1337,7 @@ Suite *node_chunk_suite(void)
     tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_roundtrip);
+    tcase_add_test(tc, test_direct_writes);
     tcase_add_test(tc, test_bad_args);
     tcase_add_test(tc, test_reader);
     tcase_add_test(tc, test_torn_chunks);
