@@ -103,6 +103,7 @@ struct node_chunk_store_stats {
     uint64_t tmp_removed;  /* leftover temp files removed at open */
     uint64_t chunks_found; /* chunk files found at open */
     uint64_t direct_writes; /* chunks written with O_DIRECT (see "Direct writes") */
+    uint64_t direct_reads;  /* whole chunks read with O_DIRECT */
     bool direct;           /* the store writes large chunks with O_DIRECT */
 };
 
@@ -232,6 +233,10 @@ int node_chunk_open_read(node_chunk_store *s, const struct node_chunk_key *key,
 /**
  * @brief node_chunk_read() on an open reader: bytes [offset, offset + len)
  * into dst after verifying the crc32c of the whole chunk.
+ * @param[in] dst_cap  bytes dst can take (>= len; 0 means len): a
+ *                      whole-chunk read into a 4 KiB-aligned dst with room
+ *                      for len rounded up to 4 KiB may use O_DIRECT (the
+ *                      bytes past len are then overwritten)
  * @param[out] out_crc  (may be NULL) the crc32c of the returned bytes: for
  *                      the whole chunk the header's crc just verified (no
  *                      second pass), for a range a pass over dst
@@ -239,7 +244,7 @@ int node_chunk_open_read(node_chunk_store *s, const struct node_chunk_key *key,
  *         -ENOMEM and other errno; the reader stays open either way.
  */
 ssize_t node_chunk_read_from(node_chunk_store *s, struct node_chunk_reader *r,
-                             uint32_t offset, void *dst, uint32_t len,
+                             uint32_t offset, void *dst, uint32_t len, uint32_t dst_cap,
                              uint32_t *out_crc);
 
 /** @brief Close a reader from node_chunk_open_read(); NULL or an already

@@ -612,14 +612,16 @@ static int op_chunk_read(node_server *ns, struct ckpt_req *req, struct node_repl
     uint32_t avail = m.offset < clen ? clen - m.offset : 0;
     uint32_t want = m.len && m.len < avail ? m.len : avail;
     void *buf = NULL;
-    if (want && !(buf = ckpt_net_buf_alloc(ns->net, want))) {
+    /* Room for the whole 4 KiB blocks an O_DIRECT read of the chunk moves. */
+    uint32_t cap = (want + 4095u) & ~4095u;
+    if (want && !(buf = ckpt_net_buf_alloc(ns->net, cap))) {
         rc = -ENOMEM;
         goto out;
     }
     uint32_t crc = 0;
-    ssize_t got = node_chunk_read_from(tg->s, &rd, m.offset, buf, want, &crc);
+    ssize_t got = node_chunk_read_from(tg->s, &rd, m.offset, buf, want, cap, &crc);
     if (got < 0) {
-        ckpt_net_buf_free(ns->net, buf, want);
+        ckpt_net_buf_free(ns->net, buf, cap);
         if (got == CKPT_E_CRC) /* bit rot: ckpt-meta schedules a repair */
             node_task_bad_chunk(ns->task, m.target, &key, rd.info.gen);
         rc = (int)got;
@@ -631,7 +633,7 @@ static int op_chunk_read(node_server *ns, struct ckpt_req *req, struct node_repl
         .crc = crc,
     };
     rep->buf = buf;
-    rep->buf_len = want;
+    rep->buf_len = cap;
     rep->bulk.iov_base = buf;
     rep->bulk.iov_len = (size_t)got;
     rep->nbulk = got ? 1 : 0;

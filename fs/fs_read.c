@@ -84,6 +84,16 @@
  *   loads only made the window more likely.  With that fixed the same loop
  *   ran 200 iterations with short-circuit reads without a failure.
 
+ *   Direct reads: the chunk file is opened with O_DIRECT (when its slot in
+ *   the stripe buffer is page-aligned, as stripe buffers are, and the
+ *   filesystem takes the flag), so the disk's bytes land in the stripe
+ *   buffer without a page-cache copy: the pread copy was 40% of all samples
+ *   of a cold restore (perf), and the page-cache pages it needed were the
+ *   slowest memory of the VM to touch.  With it, 4 readers of 4 x 1 GiB:
+ *   2.6-3.2 GB/s and 340-500 ms of cluster CPU per GiB, against 2.0-2.7
+ *   GB/s and 530-660 ms (ckpt-node's node_chunk.c does the same for
+ *   CHUNK_READ).
+
  *   Replies are gathered, not copied: fs_read() returns iovecs pointing
  *   into write-back buffers (this mount's unflushed data), cached stripes
  *   and a shared zero buffer, each pinned until the reply is sent.
@@ -107,6 +117,8 @@
 #include "log.h"
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+#define FS_DIO_ALIGN 4096u /* O_DIRECT alignment of buffers, offsets and lengths */
 
 enum cr_state { CR_NONE = 0, CR_OK, CR_ABSENT, CR_ERR };
 
@@ -170,6 +182,27 @@ static ssize_t pread_all(int fd, uint8_t *dst, size_t len, off_t off)
     return (ssize_t)done;
 }
 
+/* pread_all() for an O_DIRECT file: whole 4 KiB blocks into dst (which has
+ * room for len rounded up: chunk sizes are multiples of 4 KiB), so the last
+ * block may read past len; a file that ends early reads short. */
+static ssize_t pread_direct(int fd, uint8_t *dst, size_t len, off_t off)
+{
+    size_t want = (len + FS_DIO_ALIGN - 1) & ~(size_t)(FS_DIO_ALIGN - 1), done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, dst + done, want - done, off + (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+        done += (size_t)n;
+        if (done < len && ((size_t)n & (FS_DIO_ALIGN - 1)))
+            break; /* short in the middle: the crc check decides */
+    }
+    return (ssize_t)(done < len ? done : len);
+}
+
 /* Completion of a CHUNK_LOCATE (net receive thread): read the chunk from
  * the node's file into its slot and check it against the crc the node's
  * header gave.  Answers about the chunk itself (-ENOENT, stale, torn, a
@@ -194,7 +227,15 @@ static void locate_verify(struct fs_bcall *bc)
         bc->status = CKPT_E_PROTO;
         return;
     }
-    fd = open(r.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_DIRECT when the slot is page-aligned (stripe buffers are): the
+     * disk's bytes land in the stripe buffer without passing through the
+     * page cache (see "Direct reads").  Refused (tmpfs): buffered. */
+    bool direct = ((uintptr_t)bc->dst & (FS_DIO_ALIGN - 1)) == 0;
+    fd = direct ? open(r.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECT) : -1;
+    if (fd < 0 && direct && errno == EINVAL)
+        direct = false;
+    if (!direct)
+        fd = open(r.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         /* Another mount namespace, or not allowed: the node's business. */
         bc->status = -errno;
@@ -206,7 +247,8 @@ static void locate_verify(struct fs_bcall *bc)
         rc = -errno;
     else if ((uint64_t)st.st_dev != r.dev || (uint64_t)st.st_ino != r.ino)
         rc = -ESTALE; /* replaced since the node looked: ask it */
-    else if ((got = pread_all(fd, bc->dst, r.chunk_len, (off_t)r.data_off)) < 0)
+    else if ((got = direct ? pread_direct(fd, bc->dst, r.chunk_len, (off_t)r.data_off)
+                           : pread_all(fd, bc->dst, r.chunk_len, (off_t)r.data_off)) < 0)
         rc = (int)got;
     else if ((uint32_t)got != r.chunk_len)
         rc = CKPT_E_TORN;

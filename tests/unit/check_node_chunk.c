@@ -325,7 +325,7 @@ START_TEST(test_direct_writes)
 
     env_open(&e, NODE_CHUNK_SYNC_COMMIT);
     bool direct = sstats(&e).direct;
-    ck_assert_int_eq(posix_memalign((void **)&buf, 4096, 1u << 20), 0);
+    ck_assert_int_eq(posix_memalign((void **)&buf, 4096, (1u << 20) + 4096), 0);
     for (int pass = 1; pass <= 2; pass++) {
         for (size_t i = 0; i < n; i++) {
             struct node_chunk_key k = {.ino = 77, .stripe = i, .index = 1};
@@ -341,6 +341,37 @@ START_TEST(test_direct_writes)
     }
     /* Large ones direct (twice each: both passes), the small ones not. */
     ck_assert_uint_eq(sstats(&e).direct_writes, direct ? 2u * 5u : 0u);
+    /* Whole-chunk reads into an aligned buffer with room for the last
+     * block read directly; a buffer without that room, or unaligned, or a
+     * range, is read through the page cache.  All bytes equal. */
+    uint8_t *want = malloc(1u << 20);
+    ck_assert_ptr_nonnull(want);
+    uint64_t direct_reads = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct node_chunk_key k = {.ino = 77, .stripe = i, .index = 1};
+        uint32_t room = (uint32_t)((sizes[i] + 4095) & ~(size_t)4095);
+        fill(want, sizes[i], &k, 2);
+        struct node_chunk_reader rd;
+        uint32_t crc = 0;
+        ck_assert_int_eq(node_chunk_open_read(e.s, &k, &rd), 0);
+        memset(buf, 0xee, 1u << 20);
+        ck_assert_int_eq(node_chunk_read_from(e.s, &rd, 0, buf, (uint32_t)sizes[i], room, &crc),
+                         (ssize_t)sizes[i]);
+        ck_assert_mem_eq(buf, want, sizes[i]);
+        ck_assert_uint_eq(crc, ckpt_crc32c(0, want, sizes[i]));
+        direct_reads += sizes[i] >= (64u << 10);
+        node_chunk_close_read(&rd);
+        ck_assert_int_eq(node_chunk_open_read(e.s, &k, &rd), 0);
+        memset(buf, 0xee, 1u << 20);
+        ck_assert_int_eq(node_chunk_read_from(e.s, &rd, 0, buf + 512, (uint32_t)sizes[i], room, NULL),
+                         (ssize_t)sizes[i]);
+        ck_assert_mem_eq(buf + 512, want, sizes[i]);
+        ck_assert_int_eq(node_chunk_read_from(e.s, &rd, 100, buf, 1000, 4096, NULL), 1000);
+        ck_assert_mem_eq(buf, want + 100, 1000);
+        node_chunk_close_read(&rd);
+    }
+    ck_assert_uint_eq(sstats(&e).direct_reads, direct ? direct_reads : 0u);
+    free(want);
     if (!direct)
         fprintf(stderr, "test_direct_writes: %s takes no O_DIRECT: buffered path only\n",
                 e.dir);
@@ -568,7 +599,7 @@ START_TEST(test_reader)
     ck_assert_int_eq(node_chunk_open_read(e.s, NULL, &r), -EINVAL);
     ck_assert_int_eq(node_chunk_open_read(e.s, &k, NULL), -EINVAL);
     ck_assert_int_eq(node_chunk_open_read(e.s, &absent, &r), -ENOENT);
-    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 0, got, L, &crc), -EINVAL);
+    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 0, got, L, 0, &crc), -EINVAL);
     node_chunk_close_read(&r);
     node_chunk_close_read(NULL);
 
@@ -577,19 +608,19 @@ START_TEST(test_reader)
     ck_assert_uint_eq(r.info.gen, 5);
     ck_assert_uint_eq(r.info.len, L);
     ck_assert_uint_eq(r.info.crc, ckpt_crc32c(0, want, L));
-    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 0, got, L + 7, &crc), (ssize_t)L);
+    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 0, got, L + 7, 0, &crc), (ssize_t)L);
     ck_assert_mem_eq(got, want, L);
     ck_assert_uint_eq(crc, ckpt_crc32c(0, want, L));
     /* A range: the crc of the range (computed, not the header's). */
-    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 1000, got, 5000, &crc), 5000);
+    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 1000, got, 5000, 0, &crc), 5000);
     ck_assert_mem_eq(got, want + 1000, 5000);
     ck_assert_uint_eq(crc, ckpt_crc32c(0, want + 1000, 5000));
-    ck_assert_int_eq(node_chunk_read_from(e.s, &r, L, got, 10, &crc), 0);
+    ck_assert_int_eq(node_chunk_read_from(e.s, &r, L, got, 10, 0, &crc), 0);
 
     /* A newer version renamed over it: the open reader keeps the version
      * it opened, whole and verified; a new open sees the new one. */
     ck_assert_int_eq(put_gen(e.s, &k, 6, L / 2), 0);
-    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 0, got, L, &crc), (ssize_t)L);
+    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 0, got, L, 0, &crc), (ssize_t)L);
     ck_assert_mem_eq(got, want, L);
     ck_assert_uint_eq(crc, ckpt_crc32c(0, want, L));
     node_chunk_close_read(&r);
@@ -608,8 +639,8 @@ START_TEST(test_reader)
     int old_level = ckpt_log_level_cur;
     ckpt_log_init(NULL, CKPT_LOG_LVL_ERR); /* the expected WARN lines */
     crc = 0x5a5a5a5a;
-    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 0, got, L, &crc), CKPT_E_CRC);
-    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 0, got, 10, &crc), CKPT_E_CRC);
+    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 0, got, L, 0, &crc), CKPT_E_CRC);
+    ck_assert_int_eq(node_chunk_read_from(e.s, &r, 0, got, 10, 0, &crc), CKPT_E_CRC);
     ck_assert_uint_eq(crc, 0x5a5a5a5a);
     node_chunk_close_read(&r);
 
