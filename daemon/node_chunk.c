@@ -460,15 +460,17 @@ static int sync_dir(node_chunk_store *s, const char *rel)
     return rc;
 }
 
-/* Read up to len bytes at off, looping over short reads until EOF.
- * @return bytes read (< len only at EOF) or a negative errno. */
-static ssize_t pread_full(int fd, void *buf, size_t len, off_t off)
+/* Read len bytes at off into buf, looping over short reads; fewer only at
+ * the end of the file.  On an O_DIRECT file pass want = len rounded up to
+ * the block (buf has room for it): whole blocks are read, and a short read
+ * that is not block-aligned can only be the end of the file. */
+static ssize_t pread_full(int fd, void *buf, size_t len, size_t want, off_t off)
 {
     size_t got = 0;
     if (ckpt_fault_hit(CKPT_FAULT_READ))
         return -EIO;
     while (got < len) {
-        ssize_t n = pread(fd, (char *)buf + got, len - got, off + (off_t)got);
+        ssize_t n = pread(fd, (char *)buf + got, want - got, off + (off_t)got);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -477,30 +479,7 @@ static ssize_t pread_full(int fd, void *buf, size_t len, off_t off)
         if (n == 0)
             break;
         got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
-
-/* pread_full() on an O_DIRECT file: whole blocks (want, len rounded up) into
- * dst until len bytes are there; the file ending early reads short.  A
- * read may return less than asked only at the end of the file, so after a
- * short read that is not block-aligned there is nothing more. */
-static ssize_t pread_direct(int fd, void *dst, size_t len, size_t want, off_t off)
-{
-    size_t got = 0;
-    if (ckpt_fault_hit(CKPT_FAULT_READ))
-        return -EIO;
-    while (got < len) {
-        ssize_t n = pread(fd, (char *)dst + got, want - got, off + (off_t)got);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-        if (got < len && ((size_t)n & (NODE_CHUNK_DATA_OFF - 1)))
+        if (want > len && got < len && ((size_t)n & (NODE_CHUNK_DATA_OFF - 1)))
             break;
     }
     return (ssize_t)(got < len ? got : len);
@@ -563,7 +542,7 @@ static int chunk_open(node_chunk_store *s, const char *rel,
         goto out_close;
     }
     *out_size = st.st_size;
-    ssize_t n = pread_full(fd, h, sizeof(h), 0);
+    ssize_t n = pread_full(fd, h, sizeof(h), sizeof(h), 0);
     if (n < 0) {
         rc = (int)n;
         goto out_close;
@@ -1320,7 +1299,7 @@ static int crc_through(int fd, uint8_t *scratch, uint32_t from, uint32_t to,
 {
     while (from < to) {
         uint32_t n = to - from < SCRATCH_LEN ? to - from : SCRATCH_LEN;
-        ssize_t got = pread_full(fd, scratch, n, NODE_CHUNK_DATA_OFF + (off_t)from);
+        ssize_t got = pread_full(fd, scratch, n, n, NODE_CHUNK_DATA_OFF + (off_t)from);
         if (got < 0)
             return (int)got;
         if ((uint32_t)got != n)
@@ -1403,7 +1382,7 @@ ssize_t node_chunk_read_from(node_chunk_store *s, struct node_chunk_reader *r,
         /* See "Direct reads": the disk's bytes land in dst. */
         int fl = fcntl(r->fd, F_GETFL);
         if (fl >= 0 && !(fl & O_DIRECT) && fcntl(r->fd, F_SETFL, fl | O_DIRECT) == 0) {
-            ssize_t got = pread_direct(r->fd, dst, info->len, dlen, NODE_CHUNK_DATA_OFF);
+            ssize_t got = pread_full(r->fd, dst, info->len, dlen, NODE_CHUNK_DATA_OFF);
             if (got < 0) {
                 rc = got;
                 goto out;
@@ -1418,7 +1397,7 @@ ssize_t node_chunk_read_from(node_chunk_store *s, struct node_chunk_reader *r,
         }
     }
     if (end > start) {
-        ssize_t got = pread_full(r->fd, dst, end - start,
+        ssize_t got = pread_full(r->fd, dst, end - start, end - start,
                                  NODE_CHUNK_DATA_OFF + (off_t)start);
         if (got < 0) {
             rc = got;

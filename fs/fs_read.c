@@ -166,28 +166,15 @@ static void load_verify(struct fs_bcall *bc)
     bc->status = rc;
 }
 
-static ssize_t pread_all(int fd, uint8_t *dst, size_t len, off_t off)
+/* Read len bytes at off into dst, looping over short reads; fewer only at
+ * the end of the file.  direct: the file is O_DIRECT, so whole 4 KiB
+ * blocks are read (dst has room for len rounded up: chunk sizes are
+ * multiples of 4 KiB) and a short read that is not block-aligned can only
+ * be the end of the file (the crc check decides what it means). */
+static ssize_t pread_all(int fd, uint8_t *dst, size_t len, off_t off, bool direct)
 {
+    size_t want = direct ? (len + FS_DIO_ALIGN - 1) & ~(size_t)(FS_DIO_ALIGN - 1) : len;
     size_t done = 0;
-    while (done < len) {
-        ssize_t n = pread(fd, dst + done, len - done, off + (off_t)done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            break;
-        done += (size_t)n;
-    }
-    return (ssize_t)done;
-}
-
-/* pread_all() for an O_DIRECT file: whole 4 KiB blocks into dst (which has
- * room for len rounded up: chunk sizes are multiples of 4 KiB), so the last
- * block may read past len; a file that ends early reads short. */
-static ssize_t pread_direct(int fd, uint8_t *dst, size_t len, off_t off)
-{
-    size_t want = (len + FS_DIO_ALIGN - 1) & ~(size_t)(FS_DIO_ALIGN - 1), done = 0;
     while (done < len) {
         ssize_t n = pread(fd, dst + done, want - done, off + (off_t)done);
         if (n < 0 && errno == EINTR)
@@ -197,8 +184,8 @@ static ssize_t pread_direct(int fd, uint8_t *dst, size_t len, off_t off)
         if (n == 0)
             break;
         done += (size_t)n;
-        if (done < len && ((size_t)n & (FS_DIO_ALIGN - 1)))
-            break; /* short in the middle: the crc check decides */
+        if (direct && done < len && ((size_t)n & (FS_DIO_ALIGN - 1)))
+            break;
     }
     return (ssize_t)(done < len ? done : len);
 }
@@ -247,8 +234,7 @@ static void locate_verify(struct fs_bcall *bc)
         rc = -errno;
     else if ((uint64_t)st.st_dev != r.dev || (uint64_t)st.st_ino != r.ino)
         rc = -ESTALE; /* replaced since the node looked: ask it */
-    else if ((got = direct ? pread_direct(fd, bc->dst, r.chunk_len, (off_t)r.data_off)
-                           : pread_all(fd, bc->dst, r.chunk_len, (off_t)r.data_off)) < 0)
+    else if ((got = pread_all(fd, bc->dst, r.chunk_len, (off_t)r.data_off, direct)) < 0)
         rc = (int)got;
     else if ((uint32_t)got != r.chunk_len)
         rc = CKPT_E_TORN;
