@@ -1203,8 +1203,22 @@ int node_chunk_write(node_chunk_store *s, const struct node_chunk_key *key,
     if (direct) {
         wiov[1].iov_len = dlen;
         rc = pwritev_full(fd, wiov, 2, 0);
-        if (rc == 0)
+        if (rc == -EINVAL) {
+            /* The filesystem took O_DIRECT at the probe but not this write
+             * (a block size we did not expect): write it buffered. */
+            int fl = fcntl(fd, F_GETFL);
+            if (fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0) {
+                CKPT_LOG_DEBUG("chunk %" PRIu64 "/%" PRIu64 "/%u: O_DIRECT write refused, "
+                               "written buffered", key->ino, key->stripe, (unsigned)key->index);
+                wiov[0].iov_base = hdr; /* pwritev_full advanced them */
+                wiov[0].iov_len = sizeof(hdr);
+                wiov[1] = iov[0];
+                rc = pwritev_full(fd, wiov, 2, 0);
+                dlen = len;
+            }
+        } else if (rc == 0) {
             atomic_fetch_add(&s->direct_writes, 1);
+        }
         if (rc == 0 && dlen < len) {
             /* The unaligned tail: buffered, through the same file. */
             int fl = fcntl(fd, F_GETFL);
