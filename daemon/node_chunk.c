@@ -1397,17 +1397,23 @@ ssize_t node_chunk_read_from(node_chunk_store *s, struct node_chunk_reader *r,
         int fl = fcntl(r->fd, F_GETFL);
         if (fl >= 0 && !(fl & O_DIRECT) && fcntl(r->fd, F_SETFL, fl | O_DIRECT) == 0) {
             ssize_t got = pread_full(r->fd, dst, info->len, dlen, NODE_CHUNK_DATA_OFF);
-            if (got < 0) {
+            if (got == -EINVAL) {
+                /* Refused after all (see the write side): read buffered. */
+                if (fcntl(r->fd, F_SETFL, fl) != 0) {
+                    rc = -errno;
+                    goto out;
+                }
+            } else if (got < 0) {
                 rc = got;
                 goto out;
-            }
-            if ((uint32_t)got < info->len) {
+            } else if ((uint32_t)got < info->len) {
                 rc = CKPT_E_TORN;
                 goto out_torn;
+            } else {
+                atomic_fetch_add(&s->direct_reads, 1);
+                crc = ckpt_crc32c(0, dst, info->len);
+                goto check;
             }
-            atomic_fetch_add(&s->direct_reads, 1);
-            crc = ckpt_crc32c(0, dst, info->len);
-            goto check;
         }
     }
     if (end > start) {
