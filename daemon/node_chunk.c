@@ -10,28 +10,11 @@
  * Paths are resolved relative to one O_DIRECTORY fd of chunks/, so the store
  * holds a single fd however many inodes there are.
  *
- * File format (little-endian, encoded field by field, never a struct copy):
- *
- *     off size field
- *       0   8  magic "CKPTCHNK"
- *       8   2  format version (1)
- *      10   2  encoding (0 raw, 1 zstd - reserved)
- *      12   4  flags (must be 0 in version 1; non-zero = CKPT_E_VERSION)
- *      16   8  ino
- *      24   8  stripe
- *      32   8  generation
- *      40   2  index
- *      42   2  reserved (0)
- *      44   4  logical length
- *      48   4  stored length (bytes after the header)
- *      52   4  crc32c of the logical bytes
- *      56   4  crc32c of the stored bytes (== the above when raw)
- *      60   4  crc32c of bytes 0..59
- *      64 ...  zeros up to 4096, then the stored bytes
- *
- * A file is valid iff the header decodes with a good crc and matching key
- * and the file is exactly 4096 + stored length bytes; the data is then
- * checked against its crc on every read.
+ * File format: lib/chunkfile.h (a 4096-byte block holding a 64-byte header
+ * with key, generation, lengths and crcs, then the data).  A file is valid
+ * iff the header decodes with a good crc and matching key and the file is
+ * exactly 4096 + stored length bytes; the data is then checked against its
+ * crc on every read.
  *
  * Chunk states and who moves them:
  *
@@ -184,6 +167,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "chunkfile.h"
 #include "crc.h"
 #include "err.h"
 #include "log.h"
@@ -195,38 +179,11 @@
 #define IOV_STACK 64          /* iovecs on the stack before we allocate */
 #define DIRTY_BUCKETS0 256u   /* initial dirty hash size; a power of two */
 
-/* Header field offsets (see DESIGN). */
-enum {
-    HO_MAGIC = 0,
-    HO_VERSION = 8,
-    HO_ENCODING = 10,
-    HO_FLAGS = 12,
-    HO_INO = 16,
-    HO_STRIPE = 24,
-    HO_GEN = 32,
-    HO_INDEX = 40,
-    HO_RESERVED = 42,
-    HO_LEN = 44,
-    HO_STORED_LEN = 48,
-    HO_DATA_CRC = 52,
-    HO_STORED_CRC = 56,
-    HO_HDR_CRC = 60,
-    HO_END = 64,
-};
-_Static_assert(HO_END == NODE_CHUNK_HDR_LEN, "chunk header is 64 bytes");
-_Static_assert(sizeof(NODE_CHUNK_MAGIC) - 1 == HO_VERSION - HO_MAGIC,
-               "magic is 8 bytes");
-_Static_assert(NODE_CHUNK_HDR_LEN <= NODE_CHUNK_DATA_OFF,
-               "header fits before the data");
-_Static_assert(NODE_CHUNK_DATA_OFF % 4096 == 0, "data offset O_DIRECT-able");
-_Static_assert(NODE_CHUNK_MAX_LEN <= UINT32_MAX - NODE_CHUNK_DATA_OFF,
-               "file size fits 32 bits");
-
 /* A chunk file name is "<stripe:016x>.<index:04x>"; the longest relative
  * path is a temp file's, "xx/<16>/<16>.<4>.tmp.<16>" (62 bytes + NUL). */
 #define NAME_LEN 21
 #define TMP_SUFFIX ".tmp."
-#define REL_MAX 64
+#define REL_MAX CKPT_CHUNKFILE_REL_MAX
 
 struct dirty_ent {
     uint64_t stripe;
@@ -269,101 +226,26 @@ struct node_chunk_store {
 };
 
 /* ------------------------------------------------------------------ */
-/* little-endian codec                                                  */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
+/* header (lib/chunkfile.h)                                             */
 
 static void hdr_encode(uint8_t *h, const struct node_chunk_key *k,
                        const struct node_chunk_info *in)
 {
-    memset(h, 0, NODE_CHUNK_HDR_LEN);
-    memcpy(h + HO_MAGIC, NODE_CHUNK_MAGIC, 8);
-    put16(h + HO_VERSION, NODE_CHUNK_FORMAT);
-    put16(h + HO_ENCODING, in->encoding);
-    put32(h + HO_FLAGS, 0);
-    put64(h + HO_INO, k->ino);
-    put64(h + HO_STRIPE, k->stripe);
-    put64(h + HO_GEN, in->gen);
-    put16(h + HO_INDEX, k->index);
-    put16(h + HO_RESERVED, 0);
-    put32(h + HO_LEN, in->len);
-    put32(h + HO_STORED_LEN, in->stored_len);
-    put32(h + HO_DATA_CRC, in->crc);
-    put32(h + HO_STORED_CRC, in->crc); /* raw: stored bytes == logical */
-    put32(h + HO_HDR_CRC, ckpt_crc32c(0, h, HO_HDR_CRC));
+    struct ckpt_chunkfile_info ci = {.gen = in->gen, .len = in->len, .crc = in->crc,
+                                     .stored_len = in->stored_len, .encoding = in->encoding};
+    ckpt_chunkfile_hdr_encode(h, k->ino, k->stripe, k->index, &ci);
 }
 
 /* Decode and check a header against key.  *why says what failed. */
 static int hdr_decode(const uint8_t *h, const struct node_chunk_key *k,
                       struct node_chunk_info *out, const char **why)
 {
-    if (memcmp(h + HO_MAGIC, NODE_CHUNK_MAGIC, 8) != 0) {
-        *why = "bad magic";
-        return CKPT_E_TORN;
-    }
-    if (get32(h + HO_HDR_CRC) != ckpt_crc32c(0, h, HO_HDR_CRC)) {
-        *why = "header crc32c mismatch";
-        return CKPT_E_TORN;
-    }
-    if (get16(h + HO_VERSION) != NODE_CHUNK_FORMAT || get32(h + HO_FLAGS) ||
-        get16(h + HO_RESERVED) || get16(h + HO_ENCODING) > NODE_CHUNK_ENC_ZSTD) {
-        *why = "unknown format version, flags or encoding";
-        return CKPT_E_VERSION;
-    }
-    if (get64(h + HO_INO) != k->ino || get64(h + HO_STRIPE) != k->stripe ||
-        get16(h + HO_INDEX) != k->index) {
-        *why = "header names another chunk";
-        return CKPT_E_TORN;
-    }
-    struct node_chunk_info in = {
-        .gen = get64(h + HO_GEN),
-        .len = get32(h + HO_LEN),
-        .crc = get32(h + HO_DATA_CRC),
-        .stored_len = get32(h + HO_STORED_LEN),
-        .encoding = get16(h + HO_ENCODING),
-    };
-    if (in.len > NODE_CHUNK_MAX_LEN || in.stored_len > NODE_CHUNK_MAX_LEN) {
-        *why = "length out of range";
-        return CKPT_E_TORN;
-    }
-    if (in.encoding == NODE_CHUNK_ENC_RAW &&
-        (in.stored_len != in.len || get32(h + HO_STORED_CRC) != in.crc)) {
-        *why = "raw chunk with inconsistent lengths or crcs";
-        return CKPT_E_TORN;
-    }
-    *out = in;
+    struct ckpt_chunkfile_info ci;
+    int rc = ckpt_chunkfile_hdr_decode(h, k->ino, k->stripe, k->index, &ci, why);
+    if (rc < 0)
+        return rc;
+    *out = (struct node_chunk_info){.gen = ci.gen, .len = ci.len, .crc = ci.crc,
+                                    .stored_len = ci.stored_len, .encoding = ci.encoding};
     return 0;
 }
 
@@ -377,13 +259,12 @@ static uint64_t disk_bytes(uint64_t file_size)
 
 static void rel_dir(char dst[REL_MAX], uint64_t ino)
 {
-    snprintf(dst, REL_MAX, "%02x/%016" PRIx64, (unsigned)(ino & 0xff), ino);
+    (void)ckpt_chunkfile_rel_dir(dst, ino);
 }
 
 static void rel_chunk(char dst[REL_MAX], const struct node_chunk_key *k)
 {
-    snprintf(dst, REL_MAX, "%02x/%016" PRIx64 "/%016" PRIx64 ".%04x",
-             (unsigned)(k->ino & 0xff), k->ino, k->stripe, (unsigned)k->index);
+    (void)ckpt_chunkfile_rel(dst, k->ino, k->stripe, k->index);
 }
 
 /* Parse exactly n lowercase hex digits. */

@@ -48,20 +48,20 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "chunkfile.h"
 #include "node_target.h"
 
 typedef struct node_chunk_store node_chunk_store;
 
-#define NODE_CHUNK_MAGIC "CKPTCHNK"   /* first 8 bytes of every chunk file */
-#define NODE_CHUNK_FORMAT 1           /* header format version written */
-#define NODE_CHUNK_HDR_LEN 64         /* encoded header bytes */
-#define NODE_CHUNK_DATA_OFF 4096      /* data starts here (O_DIRECT-able) */
-#define NODE_CHUNK_MAX_LEN (64u << 20) /* == CKPT_LAYOUT_MAX_CHUNK */
+/* The file format is lib/chunkfile.h's (same-host clients read it too). */
+#define NODE_CHUNK_HDR_LEN CKPT_CHUNKFILE_HDR_LEN   /* encoded header bytes */
+#define NODE_CHUNK_DATA_OFF CKPT_CHUNKFILE_DATA_OFF /* data starts here (O_DIRECT-able) */
+#define NODE_CHUNK_MAX_LEN CKPT_CHUNKFILE_MAX_LEN   /* == CKPT_LAYOUT_MAX_CHUNK */
 
 /* Header encoding field. */
 enum node_chunk_encoding {
-    NODE_CHUNK_ENC_RAW = 0,  /* stored bytes == logical bytes */
-    NODE_CHUNK_ENC_ZSTD = 1, /* reserved; reads answer -EOPNOTSUPP today */
+    NODE_CHUNK_ENC_RAW = CKPT_CHUNKFILE_ENC_RAW,   /* stored bytes == logical bytes */
+    NODE_CHUNK_ENC_ZSTD = CKPT_CHUNKFILE_ENC_ZSTD, /* reserved; reads answer -EOPNOTSUPP today */
 };
 
 enum node_chunk_sync {
