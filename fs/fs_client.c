@@ -321,7 +321,8 @@ void fs_client_destroy(fs_client *c)
     CKPT_LOG_INFO("write-back: %llu stripes written (%llu degraded, %llu failed, %llu "
                   "chunk resends, %llu read back to modify); write-behind released %llu "
                   "idle, %llu full, %llu flushed; reads: %llu stripes loaded (%llu decoded), "
-                  "%llu read-ahead hits, %llu chunks read from same-host files (%llu "
+                  "%llu read-ahead hits (%llu waited for it, %llu ms in all), %llu loaded by read(), "
+                  "%llu chunks read from same-host files (%llu "
                   "read through the node after all)",
                   (unsigned long long)c->st.stripes_written,
                   (unsigned long long)c->st.stripes_degraded,
@@ -331,6 +332,9 @@ void fs_client_destroy(fs_client *c)
                   (unsigned long long)c->st.held_flush,
                   (unsigned long long)c->st.stripes_loaded,
                   (unsigned long long)c->st.stripes_decoded, (unsigned long long)c->st.ra_hits,
+                  (unsigned long long)c->st.ra_waits,
+                  (unsigned long long)(c->st.ra_wait_us / 1000),
+                  (unsigned long long)c->st.demand_loads,
                   (unsigned long long)c->st.chunks_local,
                   (unsigned long long)c->st.local_fallbacks);
     fs_wq_destroy(c->wq);   /* runs the queued RELEASE/DEGRADED reports */

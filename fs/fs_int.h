@@ -72,8 +72,12 @@ struct fs_stats {
     _Atomic uint64_t stripes_decoded;   /* ... that needed parity */
     _Atomic uint64_t rmw_loads;         /* stripes read back to modify them */
     _Atomic uint64_t ra_hits;           /* reads served by the read-ahead cache */
+    _Atomic uint64_t ra_waits;          /* ... that waited for the stripe's load */
+    _Atomic uint64_t ra_wait_us;        /* ... for this long in all */
+    _Atomic uint64_t demand_loads;      /* stripes a read() loaded itself */
     _Atomic uint64_t chunks_local;      /* chunks read from a same-host node's file */
     _Atomic uint64_t local_fallbacks;   /* ... that had to be read through the node */
+    _Atomic uint64_t chunks_located;    /* CHUNK_LOCATE asked (the rest: file_read) */
     _Atomic uint64_t held_idle;         /* held versions released: writer paused */
     _Atomic uint64_t held_full;         /* ... over the held limit */
     _Atomic uint64_t held_flush;        /* ... by a flush, fsync, close or pressure */
@@ -407,11 +411,17 @@ struct fs_bcall {
     void (*verify)(struct fs_bcall *bc);
     uint64_t gen;                  /* CHUNK_READ answers (set by verify) */
     uint32_t len;
-    /* CHUNK_LOCATE (fs_read.c): the bytes go to dst (cap bytes) by pread. */
+    /* Same-host reads (fs_read.c): the bytes go to dst (cap bytes) by
+     * pread; a CHUNK_LOCATE answer also teaches map where chunk (ino,
+     * stripe, index)'s target keeps its files. */
     uint8_t *dst;
     uint32_t cap;
-    int8_t local;                  /* 0 not local, 1 read locally, -1 ask the node,
-                                    * -2 ask the node; this node is not local */
+    int8_t local;                  /* 0 not local, 1 read locally, 2 to be read
+                                    * from its file, -1 ask the node, -2 ask the
+                                    * node; this node is not local */
+    fs_map *map;
+    uint64_t ino, stripe;
+    uint16_t index;
     uint8_t body[FS_CALL_BODY_MAX];
 };
 void fs_batch_init(struct fs_batch *b);

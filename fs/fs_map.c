@@ -50,12 +50,17 @@ struct map_node {
     /* Short-circuit reads: not before this time (UINT64_MAX: another
      * host, until the node's address changes). */
     _Atomic uint64_t local_off_until_ns;
+    uint32_t addr_gen;                  /* bumped when the address changes; rw */
 };
 
 struct map_target {
     uint32_t id;
     uint32_t state;
     struct map_node *node;
+    /* The target's chunks/ directory, as its node told a same-host read
+     * (fs_read.c); valid while root_gen == node->addr_gen.  Owned. */
+    char *local_root;
+    uint32_t root_gen;
 };
 
 struct fs_map {
@@ -183,6 +188,8 @@ void fs_map_destroy(fs_map *m)
         ckpt_free(m->nodes[i]);
     }
     ckpt_free(m->nodes);
+    for (uint32_t i = 0; i < m->n_targets; i++)
+        ckpt_free(m->targets[i].local_root);
     ckpt_free(m->targets);
     pthread_cond_destroy(&m->cond);
     pthread_mutex_destroy(&m->lock);
@@ -274,6 +281,7 @@ int fs_map_apply(fs_map *m, const struct ckpt_msg_cluster_map_resp *resp)
                 n->port = src->port;
                 n->rdma_port = rport;
                 atomic_store(&n->local_off_until_ns, 0); /* maybe moved here */
+                n->addr_gen++;                           /* its directories too */
             }
         }
         if (!state_usable(n->state) && state_usable(src->state)) {
@@ -295,10 +303,26 @@ int fs_map_apply(fs_map *m, const struct ckpt_msg_cluster_map_resp *resp)
         nt[nn].id = resp->targets[i].id;
         nt[nn].state = resp->targets[i].state;
         nt[nn].node = n;
+        nt[nn].local_root = NULL;
+        nt[nn].root_gen = 0;
         nn++;
     }
     if (nn > 1)
         qsort(nt, nn, sizeof(*nt), target_cmp);
+    /* Keep what same-host reads learnt of targets that stayed put. */
+    for (uint32_t i = 0; i < m->n_targets; i++) {
+        struct map_target *o = &m->targets[i];
+        struct map_target key = {.id = o->id};
+        struct map_target *t = o->local_root && nn
+                                   ? bsearch(&key, nt, nn, sizeof(*nt), target_cmp)
+                                   : NULL;
+        if (t && t->node == o->node && o->root_gen == o->node->addr_gen) {
+            t->local_root = o->local_root;
+            t->root_gen = o->root_gen;
+        } else {
+            ckpt_free(o->local_root);
+        }
+    }
     ckpt_free(m->targets);
     m->targets = nt;
     m->n_targets = nn;
@@ -392,6 +416,53 @@ bool fs_map_local_try(fs_map *m, uint32_t tid)
         ok = atomic_load(&t->node->local_off_until_ns) <= ckpt_now_ns();
     pthread_rwlock_unlock(&m->rw);
     return ok;
+}
+
+size_t fs_map_local_root(fs_map *m, uint32_t tid, char *dst, size_t cap)
+{
+    size_t n = 0;
+    pthread_rwlock_rdlock(&m->rw);
+    const struct map_target *t = target_find_locked(m, tid);
+    if (t && t->local_root && t->root_gen == t->node->addr_gen &&
+        atomic_load(&t->node->local_off_until_ns) <= ckpt_now_ns()) {
+        n = strlen(t->local_root);
+        if (n < cap)
+            memcpy(dst, t->local_root, n + 1);
+        else
+            n = 0;
+    }
+    pthread_rwlock_unlock(&m->rw);
+    return n;
+}
+
+bool fs_map_local_root_known(fs_map *m, uint32_t tid)
+{
+    bool ok = false;
+    pthread_rwlock_rdlock(&m->rw);
+    const struct map_target *t = target_find_locked(m, tid);
+    if (t && t->local_root && t->root_gen == t->node->addr_gen)
+        ok = atomic_load(&t->node->local_off_until_ns) <= ckpt_now_ns();
+    pthread_rwlock_unlock(&m->rw);
+    return ok;
+}
+
+void fs_map_set_local_root(fs_map *m, uint32_t tid, const char *root, size_t len)
+{
+    char *copy = ckpt_malloc(len + 1);
+    if (!copy)
+        return; /* then every chunk of it keeps asking its node */
+    memcpy(copy, root, len);
+    copy[len] = '\0';
+    pthread_rwlock_wrlock(&m->rw);
+    struct map_target *t = (struct map_target *)target_find_locked(m, tid);
+    if (t) {
+        ckpt_free(t->local_root);
+        t->local_root = copy;
+        t->root_gen = t->node->addr_gen;
+        copy = NULL;
+    }
+    pthread_rwlock_unlock(&m->rw);
+    ckpt_free(copy);
 }
 
 void fs_map_local_off(fs_map *m, uint32_t tid, uint32_t for_ms)

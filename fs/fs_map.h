@@ -110,6 +110,26 @@ void fs_map_suspect(fs_map *m, uint32_t tid, int rc);
 bool fs_map_local_try(fs_map *m, uint32_t tid);
 
 /**
+ * @brief The chunks/ directory of target tid, for same-host reads of its
+ * chunk files without asking the node (fs_read.c), copied into dst with its
+ * NUL.
+ * @return its length; 0 when not known (never told, the node's address
+ *         changed since, short-circuit reads of the node are off, or it
+ *         does not fit cap).
+ */
+size_t fs_map_local_root(fs_map *m, uint32_t tid, char *dst, size_t cap);
+
+/** @brief Whether fs_map_local_root() would give a directory now. */
+bool fs_map_local_root_known(fs_map *m, uint32_t tid);
+
+/**
+ * @brief Remember that target tid's chunk files are below root (len bytes,
+ * no NUL needed), as long as its node's address stays the same.  Out of
+ * memory: not remembered (the reads keep asking the node).
+ */
+void fs_map_set_local_root(fs_map *m, uint32_t tid, const char *root, size_t len);
+
+/**
  * @brief Stop short-circuit reads of target tid's node for for_ms (0: until
  * its address changes: it is on another host).
  */

@@ -1033,12 +1033,19 @@ static bool local_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
     } else {
         int w = snprintf(buf, 64u << 10,
                          "bytes_read %llu\nstripes_loaded %llu\nstripes_decoded %llu\n"
-                         "chunks_local %llu\nlocal_fallbacks %llu\n",
+                         "chunks_local %llu\nlocal_fallbacks %llu\nchunks_located %llu\n"
+                         "readahead_hits %llu\nreadahead_waits %llu\nreadahead_wait_ms %llu\n"
+                         "read_loads %llu\n",
                          (unsigned long long)atomic_load(&c->st.bytes_read),
                          (unsigned long long)atomic_load(&c->st.stripes_loaded),
                          (unsigned long long)atomic_load(&c->st.stripes_decoded),
                          (unsigned long long)atomic_load(&c->st.chunks_local),
-                         (unsigned long long)atomic_load(&c->st.local_fallbacks));
+                         (unsigned long long)atomic_load(&c->st.local_fallbacks),
+                         (unsigned long long)atomic_load(&c->st.chunks_located),
+                         (unsigned long long)atomic_load(&c->st.ra_hits),
+                         (unsigned long long)atomic_load(&c->st.ra_waits),
+                         (unsigned long long)atomic_load(&c->st.ra_wait_us) / 1000,
+                         (unsigned long long)atomic_load(&c->st.demand_loads));
         n = w > 0 ? (size_t)w : 0;
     }
     if (n >= (64u << 10))

@@ -80,7 +80,10 @@ struct ckpt_msg_chunk_read_resp {
  * client then uses CHUNK_READ.  The node has checked the chunk's header,
  * not its data: the client checks the bytes against crc and, on any doubt
  * (open fails, the file is not dev/ino, short read, crc mismatch), asks
- * CHUNK_READ, where the node verifies and reports bit rot itself.
+ * CHUNK_READ, where the node verifies and reports bit rot itself.  The
+ * path ends in the chunk's name (lib/chunkfile.h), so the client also
+ * learns the target's chunks/ directory and reads further chunks of it
+ * without asking, checking their headers itself.
  */
 #define CKPT_HOST_ID_LEN 16 /* == CKPT_NET_HOST_ID_LEN (net.h) */
 #define CKPT_LOCATE_MAX_PATH 1024

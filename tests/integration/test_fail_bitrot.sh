@@ -44,6 +44,11 @@ check_files || fail "a read returned wrong bytes with corrupted chunks"
 reads() { getfattr -n user.ckptfs.reads --only-values "$C/mnt" 2>/dev/null | awk -v k="$1" '$1 == k { print $2 }'; }
 [ "$(reads chunks_local)" -gt 0 ] && [ "$(reads local_fallbacks)" -ge 3 ] ||
     fail "same-host reads: chunks_local $(reads chunks_local), local_fallbacks $(reads local_fallbacks) (want > 0, >= 3)"
+# Only the first chunks of each target are located by asking the node;
+# after that the mount knows the target's chunks/ directory and reads the
+# files itself, checking the header as the node would.
+[ "$(reads chunks_located)" -lt $(($(reads chunks_local) / 2)) ] ||
+    fail "same-host reads asked the node for most chunks: chunks_located $(reads chunks_located), chunks_local $(reads chunks_local)"
 
 STEP=repair
 rewritten() {
