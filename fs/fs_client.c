@@ -777,9 +777,15 @@ static void held_release_locked(fs_client *c, bool all)
     while (sv) {
         struct fs_sv *next = sv->hold_next;
         uint64_t last = atomic_load(&sv->ino->last_write_ns);
+        uint64_t closed = atomic_load(&sv->ino->closed_ns);
         /* (last may be newer than now: a write raced the clock read) */
         bool full = c->held_bytes > c->held_limit;
         bool idle = last + FS_HOLD_IDLE_MS * 1000000ull <= now;
+        if (closed >= last && closed)
+            /* Closed since its last write: wait for the mount's other
+             * writers to pause as well, within a bound (fs_write.c). */
+            idle = atomic_load(&c->last_activity_ns) + FS_HOLD_IDLE_MS * 1000000ull <= now ||
+                   closed + FS_HOLD_CLOSED_MS * 1000000ull <= now;
         if (all || full || idle) {
             held_unlink_locked(c, sv);
             atomic_fetch_add(all    ? &c->st.held_flush

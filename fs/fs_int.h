@@ -52,6 +52,7 @@
 #define FS_DONE_RING 64           /* recently finished versions remembered */
 #define FS_WRITEBACK_NICE 10      /* write-back workers yield to the application */
 #define FS_HOLD_IDLE_MS 200       /* held full stripes go once the writer pauses this long */
+#define FS_HOLD_CLOSED_MS 1000    /* ... a closed file's at the latest this long after close */
 #define FS_REL_RETRY_MS 20000    /* a size-carrying RELEASE retried while ckpt-meta is away */
 #define FS_LOCAL_RETRY_MS 60000  /* short-circuit reads of a node retried after an open failed */
 
@@ -213,6 +214,7 @@ struct fs_inode {
     uint64_t ra_next;              /* offset a sequential reader reads next */
     uint32_t ra_streak;
     _Atomic uint64_t last_write_ns; /* write-behind: when write() last came */
+    _Atomic uint64_t closed_ns;     /* ... and when a handle that wrote closed */
 };
 
 /* A deferred RELEASE (or the release of a read-only open). */
@@ -460,6 +462,14 @@ ssize_t fs_write(fs_inode *ino, uint64_t off, size_t len, fs_copy_fn copy, void 
 uint64_t fs_flush_start(fs_inode *ino);
 /** @brief Caller holds ino->lock: the same. */
 uint64_t fs_flush_start_locked(fs_inode *ino);
+/**
+ * @brief close() of a handle that wrote: fs_flush_start(), except that the
+ * versions wait on the write-behind list until the mount's writers pause
+ * (or FS_HOLD_CLOSED_MS passed); see fs_write.c, Write-behind.
+ */
+uint64_t fs_flush_close(fs_inode *ino);
+/** @brief Caller holds ino->lock: the same. */
+uint64_t fs_flush_close_locked(fs_inode *ino);
 /** @brief Submit the open stripes nobody is copying into (memory pressure). */
 void fs_flush_idle(fs_inode *ino);
 

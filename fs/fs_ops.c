@@ -771,7 +771,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (atomic_load(&fh->wrote)) {
         fs_client *c = req_client(req);
         struct ckpt_msg_release m;
-        fs_flush_start(fh->ino);
+        fs_flush_close(fh->ino);
         memset(&m, 0, sizeof(m));
         pthread_mutex_lock(&fh->ino->lock);
         rc = fh->ino->err;

@@ -39,8 +39,14 @@
  *   Write-behind: a stripe that a writer has just filled does not start
  *   its encode and sends at once: it is QUEUED but waits on the client's
  *   held list (fs_client_hold_locked) instead of the work queue, until its
- *   writer pauses for FS_HOLD_IDLE_MS, closes, fsyncs, or until three
- *   quarters of dirty_limit are held (the flusher thread, fs_client.c).
+ *   writer pauses for FS_HOLD_IDLE_MS, fsyncs, or until three quarters of
+ *   dirty_limit are held (the flusher thread, fs_client.c).  A close()
+ *   (fs_flush_close) puts the file's last partial stripe on the list too
+ *   and leaves them there until every writer of the mount has paused for
+ *   FS_HOLD_IDLE_MS, or FS_HOLD_CLOSED_MS after the close: a checkpoint is
+ *   many files written at once, and the first writer to finish used to
+ *   start encoding and sending while the others still wrote, on the same
+ *   cores.
  *   On a machine whose cores the application uses, draining while it
  *   writes only slows the writer down (the nodes and the encoder compete
  *   for the same cores: measured 3-7x slower writes); a checkpoint that
@@ -346,9 +352,10 @@ static void sv_submit_locked(fs_inode *ino, struct fs_sv *sv, bool hold)
     }
 }
 
-uint64_t fs_flush_start_locked(fs_inode *ino)
+static uint64_t flush_start_locked(fs_inode *ino, bool closing)
 {
-    fs_client_unhold_inode_locked(ino->c, ino);
+    if (!closing)
+        fs_client_unhold_inode_locked(ino->c, ino);
     while (ino->nopen) {
         struct fs_sv *sv = NULL;
         for (unsigned b = 0; b < FS_SV_BUCKETS && !sv; b++)
@@ -359,15 +366,34 @@ uint64_t fs_flush_start_locked(fs_inode *ino)
             ino->flush_waiters--;
             continue;
         }
-        sv_submit_locked(ino, sv, false);
+        sv_submit_locked(ino, sv, closing);
     }
     return ino->submit_seq;
+}
+
+uint64_t fs_flush_start_locked(fs_inode *ino)
+{
+    return flush_start_locked(ino, false);
 }
 
 uint64_t fs_flush_start(fs_inode *ino)
 {
     pthread_mutex_lock(&ino->lock);
     uint64_t seq = fs_flush_start_locked(ino);
+    pthread_mutex_unlock(&ino->lock);
+    return seq;
+}
+
+uint64_t fs_flush_close_locked(fs_inode *ino)
+{
+    atomic_store(&ino->closed_ns, ckpt_now_ns());
+    return flush_start_locked(ino, true);
+}
+
+uint64_t fs_flush_close(fs_inode *ino)
+{
+    pthread_mutex_lock(&ino->lock);
+    uint64_t seq = fs_flush_close_locked(ino);
     pthread_mutex_unlock(&ino->lock);
     return seq;
 }
@@ -1107,7 +1133,7 @@ void fs_release_deferred(struct fs_fh *fh)
         fs_wq_push(ino->c->wq, &r->job);
     } else {
         struct fs_rel **pp = &ino->rels;
-        r->target_seq = fs_flush_start_locked(ino);
+        r->target_seq = fs_flush_close_locked(ino);
         r->next = NULL;
         while (*pp)
             pp = &(*pp)->next;

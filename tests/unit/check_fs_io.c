@@ -778,6 +778,81 @@ START_TEST(test_otrunc_with_held)
 }
 END_TEST
 
+/* close(): the file's versions wait while another file of the mount is
+ * still being written, and go once the mount pauses; with writes that
+ * never pause, FS_HOLD_CLOSED_MS after the close at the latest. */
+static uint64_t written_stripes(void)
+{
+    return atomic_load(&cl->st.stripes_written);
+}
+
+/* Write 1000 bytes to b every 50 ms until pred() or `ms` passed; returns
+ * the longest gap between two writes (ns). */
+static uint64_t keep_writing(fs_inode *b, const uint8_t *d, uint64_t ms, uint64_t w0, uint64_t want)
+{
+    uint64_t t0 = ckpt_now_ns(), last = t0, gap = 0;
+    for (int i = 0; ckpt_now_ns() - t0 < ms * 1000000ull && written_stripes() - w0 < want; i++) {
+        wr(b, (uint64_t)(i % 64) * 1000, d, 1000);
+        uint64_t now = ckpt_now_ns();
+        if (now - last > gap)
+            gap = now - last;
+        last = now;
+        usleep(50 * 1000);
+    }
+    return gap;
+}
+
+START_TEST(test_close_waits_for_writers)
+{
+    size_t n = 2 * SB + 1000;
+    uint8_t *d = rnd(n, 37);
+    fs_inode *a = new_inode(12000), *b = new_inode(12001);
+
+    wr(a, 0, d, n);
+    uint64_t w0 = written_stripes();
+    uint64_t t0 = ckpt_now_ns();
+    (void)fs_flush_close(a);
+    /* b writes every 50 ms (under FS_HOLD_IDLE_MS) for 600 ms: nothing of
+     * a is sent meanwhile, its partial last stripe included.  (Checked
+     * only when the machine kept the writes that regular.) */
+    uint64_t gap = keep_writing(b, d, 600, w0, 1);
+    uint64_t w1 = written_stripes();
+    if (gap < FS_HOLD_IDLE_MS * 1000000ull * 3 / 4 &&
+        ckpt_now_ns() - t0 < FS_HOLD_CLOSED_MS * 1000000ull * 9 / 10)
+        ck_assert_uint_eq(w1 - w0, 0);
+    /* The mount pauses: a goes without anyone asking. */
+    uint64_t deadline = ckpt_now_ns() + 10000000000ull;
+    while (written_stripes() - w0 < 3 && ckpt_now_ns() < deadline)
+        usleep(10 * 1000);
+    ck_assert_uint_eq(written_stripes() - w0, 3);
+    for (uint64_t s = 0; s < 3; s++)
+        ck_assert_int_eq(count_chunks(12000, s, NULL), K + M);
+
+    /* Writes that never pause: a's new version goes FS_HOLD_CLOSED_MS
+     * after its close, give or take the flusher's 50 ms tick. */
+    wr(a, n, d, 1000);
+    w0 = written_stripes();
+    t0 = ckpt_now_ns();
+    (void)fs_flush_close(a);
+    (void)keep_writing(b, d, 10000, w0, 1);
+    uint64_t took = ckpt_now_ns() - t0;
+    ck_assert_uint_eq(written_stripes() - w0, 1);
+    ck_assert_uint_ge(took, FS_HOLD_CLOSED_MS * 1000000ull);
+    ck_assert_uint_lt(took, 10000000000ull);
+    ck_assert_int_eq(fs_flush_wait(a), 0);
+    ck_assert_int_eq(fs_flush_wait(b), 0);
+    uint8_t *want = malloc(n + 1000);
+    ck_assert_ptr_nonnull(want);
+    memcpy(want, d, n);
+    memcpy(want + n, d, 1000);
+    check_all(a, want, n + 1000);
+    free(want);
+    fs_inode_put(a);
+    fs_inode_put(b);
+    free(d);
+}
+END_TEST
+
 static uint64_t cached_bufs(void)
 {
     pthread_mutex_lock(&cl->lock);
@@ -1033,6 +1108,7 @@ Suite *fs_io_suite(void)
     tcase_add_test(tc, test_readahead);
     tcase_add_test(tc, test_parallel_writers);
     tcase_add_test(tc, test_otrunc_with_held);
+    tcase_add_test(tc, test_close_waits_for_writers);
     tcase_add_test(tc, test_backpressure);
     tcase_add_test(tc, test_buffer_keep);
     suite_add_tcase(s, tc);
