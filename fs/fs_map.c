@@ -465,6 +465,19 @@ void fs_map_set_local_root(fs_map *m, uint32_t tid, const char *root, size_t len
     ckpt_free(copy);
 }
 
+void fs_map_forget_local_root(fs_map *m, uint32_t tid)
+{
+    char *old = NULL;
+    pthread_rwlock_wrlock(&m->rw);
+    struct map_target *t = (struct map_target *)target_find_locked(m, tid);
+    if (t) {
+        old = t->local_root;
+        t->local_root = NULL;
+    }
+    pthread_rwlock_unlock(&m->rw);
+    ckpt_free(old);
+}
+
 void fs_map_local_off(fs_map *m, uint32_t tid, uint32_t for_ms)
 {
     pthread_rwlock_rdlock(&m->rw);

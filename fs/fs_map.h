@@ -129,6 +129,10 @@ bool fs_map_local_root_known(fs_map *m, uint32_t tid);
  */
 void fs_map_set_local_root(fs_map *m, uint32_t tid, const char *root, size_t len);
 
+/** @brief Forget what fs_map_set_local_root() said of tid (the directory
+ *  proved wrong: the target moved); the next CHUNK_LOCATE tells again. */
+void fs_map_forget_local_root(fs_map *m, uint32_t tid);
+
 /**
  * @brief Stop short-circuit reads of target tid's node for for_ms (0: until
  * its address changes: it is on another host).

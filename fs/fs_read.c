@@ -147,6 +147,7 @@ struct load {
     enum cr_state st[FS_MAX_CHUNKS];
     bool skipped[FS_MAX_CHUNKS];         /* not tried: the map says unusable */
     bool remote[FS_MAX_CHUNKS];          /* read through the node, not its file */
+    bool no_file[FS_MAX_CHUNKS];         /* file_read found no file there */
     uint64_t gen[FS_MAX_CHUNKS];
     uint32_t len[FS_MAX_CHUNKS];
     struct fs_bcall bc[FS_MAX_CHUNKS];
@@ -462,6 +463,7 @@ static uint32_t load_collect(struct load *l)
                               bc->tid, host ? "" : " for a while", CKPT_RC_ARGS(rc));
             } else if (rc == -ENOENT) {
                 /* No file: absent (a hole) or moved; the node answers. */
+                l->no_file[i] = true;
                 CKPT_LOG_DEBUG("chunk %llu/%llu/%u on target %u: no file: asking the node",
                                (unsigned long long)ino->ino, (unsigned long long)l->stripe, i,
                                bc->tid);
@@ -511,6 +513,15 @@ static void load_round(struct load *l, struct fs_batch *b)
             load_issue(l, b, i, true);
     fs_batch_wait(b);
     (void)load_collect(l);
+    /* The node had a chunk where we found no file: the target's files are
+     * elsewhere now (moved while its node kept its address).  Ask anew. */
+    for (uint32_t i = 0; i < l->ino->k + l->ino->m; i++)
+        if (l->no_file[i] && l->st[i] == CR_OK) {
+            CKPT_LOG_INFO("target %u: its chunk files are no longer where its node said: "
+                          "asking it again", l->bc[i].tid);
+            fs_map_forget_local_root(l->ino->c->map, l->bc[i].tid);
+            l->no_file[i] = false;
+        }
 }
 
 enum verdict { V_DONE, V_HOLE, V_DECODE, V_MORE, V_FAIL };

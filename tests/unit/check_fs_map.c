@@ -198,6 +198,67 @@ START_TEST(test_changes)
 }
 END_TEST
 
+/* Where same-host reads find a target's chunk files: remembered per
+ * target, kept across map changes that leave the target on its node at
+ * its address, dropped when the node moves, when told to forget, and
+ * hidden while short-circuit reads of the node are off. */
+START_TEST(test_local_root)
+{
+    struct fake f = {.epoch = 1};
+    ckpt_net *net = new_net();
+    fs_map *m = NULL;
+    char buf[64];
+
+    add_node(&f, 1, CKPT_NODE_UP, 7001);
+    add_node(&f, 2, CKPT_NODE_UP, 7002);
+    add_target(&f, 10, 1, CKPT_NODE_UP);
+    add_target(&f, 20, 2, CKPT_NODE_UP);
+    ck_assert_int_eq(fs_map_create(net, fake_fetch, &f, 60000, &m), 0);
+    ck_assert_int_eq(fs_map_refresh(m), 0);
+    ck_assert(!fs_map_local_root_known(m, 10));
+    ck_assert_uint_eq(fs_map_local_root(m, 10, buf, sizeof(buf)), 0);
+
+    fs_map_set_local_root(m, 10, "/srv/t10/chunksXYZ", 15); /* len, not NUL */
+    fs_map_set_local_root(m, 20, "/srv/t20/chunks", 15);
+    fs_map_set_local_root(m, 99, "/nowhere", 8);             /* unknown target */
+    ck_assert(fs_map_local_root_known(m, 10));
+    ck_assert_uint_eq(fs_map_local_root(m, 10, buf, sizeof(buf)), 15);
+    ck_assert_str_eq(buf, "/srv/t10/chunks");
+    ck_assert_uint_eq(fs_map_local_root(m, 10, buf, 15), 0); /* no room for the NUL */
+    ck_assert(!fs_map_local_root_known(m, 99));
+
+    /* Epoch 2: another target appears; 10 and 20 stay put. */
+    f.epoch = 2;
+    add_target(&f, 30, 2, CKPT_NODE_UP);
+    ck_assert_int_eq(fs_map_refresh(m), 0);
+    ck_assert_uint_eq(fs_map_local_root(m, 10, buf, sizeof(buf)), 15);
+    ck_assert_uint_eq(fs_map_local_root(m, 20, buf, sizeof(buf)), 15);
+    ck_assert_str_eq(buf, "/srv/t20/chunks");
+
+    /* Epoch 3: node 1 moves: its target's directory is forgotten. */
+    f.epoch = 3;
+    f.nodes[0].port = 7101;
+    ck_assert_int_eq(fs_map_refresh(m), 0);
+    ck_assert(!fs_map_local_root_known(m, 10));
+    ck_assert(fs_map_local_root_known(m, 20));
+
+    /* Short-circuit reads of node 2 off for a while: hidden, not lost. */
+    fs_map_local_off(m, 20, 200);
+    ck_assert(!fs_map_local_root_known(m, 20));
+    ck_assert_uint_eq(fs_map_local_root(m, 20, buf, sizeof(buf)), 0);
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 300 * 1000000L};
+    nanosleep(&ts, NULL);
+    ck_assert(fs_map_local_root_known(m, 20));
+
+    fs_map_forget_local_root(m, 20);
+    ck_assert(!fs_map_local_root_known(m, 20));
+    fs_map_forget_local_root(m, 99);
+
+    fs_map_destroy(m);
+    ckpt_net_destroy(net);
+}
+END_TEST
+
 START_TEST(test_background_refresh)
 {
     struct fake f = {.epoch = 1};
@@ -240,6 +301,7 @@ Suite *fs_map_suite(void)
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, test_resolve_and_states);
     tcase_add_test(tc, test_changes);
+    tcase_add_test(tc, test_local_root);
     tcase_add_test(tc, test_background_refresh);
     tcase_add_test(tc, test_conn_errors);
     suite_add_tcase(s, tc);
