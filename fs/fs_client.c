@@ -768,6 +768,23 @@ void fs_client_unhold_inode_locked(fs_client *c, fs_inode *ino)
     pthread_mutex_unlock(&c->lock);
 }
 
+void fs_client_unhold_closed(fs_client *c)
+{
+    pthread_mutex_lock(&c->lock);
+    struct fs_sv *sv = c->held_head;
+    while (sv) {
+        struct fs_sv *next = sv->hold_next;
+        uint64_t closed = atomic_load(&sv->ino->closed_ns);
+        if (closed && closed >= atomic_load(&sv->ino->last_write_ns)) {
+            held_unlink_locked(c, sv);
+            atomic_fetch_add(&c->st.held_flush, 1);
+            fs_wq_push(c->wq, &sv->job);
+        }
+        sv = next;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
 /* Release held versions: all when `all`, else those over the limit and
  * those whose writer has paused.  Caller holds c->lock. */
 static void held_release_locked(fs_client *c, bool all)
@@ -783,8 +800,10 @@ static void held_release_locked(fs_client *c, bool all)
         bool idle = last + FS_HOLD_IDLE_MS * 1000000ull <= now;
         if (closed >= last && closed)
             /* Closed since its last write: wait for the mount's other
-             * writers to pause as well, within a bound (fs_write.c). */
-            idle = atomic_load(&c->last_activity_ns) + FS_HOLD_IDLE_MS * 1000000ull <= now ||
+             * writers to close or pause as well, within a bound
+             * (fs_write.c). */
+            idle = atomic_load(&c->writers_open) <= 0 ||
+                   atomic_load(&c->last_activity_ns) + FS_HOLD_IDLE_MS * 1000000ull <= now ||
                    closed + FS_HOLD_CLOSED_MS * 1000000ull <= now;
         if (all || full || idle) {
             held_unlink_locked(c, sv);

@@ -116,6 +116,7 @@ struct fs_client {
     size_t buf_len[4];             /* protected by lock: their sizes */
     uint64_t buf_cached;           /* protected by lock: bytes in bufs */
     _Atomic uint64_t last_activity_ns; /* any write; trims the buffer cache */
+    _Atomic int64_t writers_open;      /* handles that wrote and are not released */
     bool flusher_stop;             /* protected by lock */
     pthread_t flusher;
     bool flusher_started;
@@ -396,6 +397,9 @@ void fs_client_buf_put(fs_client *c, void *buf, size_t len);
 void fs_client_hold_locked(fs_client *c, struct fs_sv *sv);
 /** @brief Queue every held version of ino now.  Caller holds ino->lock. */
 void fs_client_unhold_inode_locked(fs_client *c, fs_inode *ino);
+/** @brief Queue the held versions of every closed file now (the mount's
+ *  last writer closed).  Caller holds no inode lock. */
+void fs_client_unhold_closed(fs_client *c);
 
 /* Parallel calls waited for together. */
 struct fs_batch {
@@ -463,9 +467,10 @@ uint64_t fs_flush_start(fs_inode *ino);
 /** @brief Caller holds ino->lock: the same. */
 uint64_t fs_flush_start_locked(fs_inode *ino);
 /**
- * @brief close() of a handle that wrote: fs_flush_start(), except that the
- * versions wait on the write-behind list until the mount's writers pause
- * (or FS_HOLD_CLOSED_MS passed); see fs_write.c, Write-behind.
+ * @brief close() of a handle that wrote while other handles of the mount
+ * still write: fs_flush_start(), except that the versions wait on the
+ * write-behind list until the mount's writers pause, the last of them
+ * closes, or FS_HOLD_CLOSED_MS passed; see fs_write.c, Write-behind.
  */
 uint64_t fs_flush_close(fs_inode *ino);
 /** @brief Caller holds ino->lock: the same. */

@@ -750,7 +750,8 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
         reply_err(req, -EINVAL);
         return;
     }
-    atomic_store(&fh->wrote, true);
+    if (!atomic_load(&fh->wrote) && !atomic_exchange(&fh->wrote, true))
+        atomic_fetch_add(&req_client(req)->writers_open, 1);
     ssize_t n = fs_write(fh->ino, (uint64_t)off, len, copy_from_bufv, &src);
     if (n < 0)
         reply_err(req, (int)n);
@@ -771,7 +772,14 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (atomic_load(&fh->wrote)) {
         fs_client *c = req_client(req);
         struct ckpt_msg_release m;
-        fs_flush_close(fh->ino);
+        /* Other handles of the mount still writing (a checkpoint's other
+         * ranks): hold this file's stripes until they pause or close. */
+        if (atomic_load(&c->writers_open) > 1) {
+            fs_flush_close(fh->ino);
+        } else {
+            fs_flush_start(fh->ino);
+            fs_client_unhold_closed(c);
+        }
         memset(&m, 0, sizeof(m));
         pthread_mutex_lock(&fh->ino->lock);
         rc = fh->ino->err;

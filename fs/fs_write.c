@@ -40,13 +40,15 @@
  *   its encode and sends at once: it is QUEUED but waits on the client's
  *   held list (fs_client_hold_locked) instead of the work queue, until its
  *   writer pauses for FS_HOLD_IDLE_MS, fsyncs, or until three quarters of
- *   dirty_limit are held (the flusher thread, fs_client.c).  A close()
- *   (fs_flush_close) puts the file's last partial stripe on the list too
- *   and leaves them there until every writer of the mount has paused for
- *   FS_HOLD_IDLE_MS, or FS_HOLD_CLOSED_MS after the close: a checkpoint is
- *   many files written at once, and the first writer to finish used to
- *   start encoding and sending while the others still wrote, on the same
- *   cores.
+ *   dirty_limit are held (the flusher thread, fs_client.c), or its file
+ *   is closed.  A close() while other handles of the mount still write
+ *   (c->writers_open: handles that wrote and are not released) queues
+ *   nothing (fs_flush_close): the file's versions, its last partial stripe
+ *   too, wait on the list until the last writer closes, every writer has
+ *   paused for FS_HOLD_IDLE_MS, or FS_HOLD_CLOSED_MS after the close.  A
+ *   checkpoint is many files written at once, and the first writer to
+ *   finish used to start encoding and sending while the others still
+ *   wrote, on the same cores; a lone writer's close still queues at once.
  *   On a machine whose cores the application uses, draining while it
  *   writes only slows the writer down (the nodes and the encoder compete
  *   for the same cores: measured 3-7x slower writes); a checkpoint that
@@ -1119,7 +1121,7 @@ void fs_release_deferred(struct fs_fh *fh)
 {
     fs_inode *ino = fh->ino;
     struct fs_rel *r = fh->rel;
-    bool wrote = atomic_load(&fh->wrote);
+    bool wrote = atomic_load(&fh->wrote), last_writer = false;
 
     fh->rel = NULL;
     r->ino = ino;  /* takes over fh's reference */
@@ -1133,7 +1135,9 @@ void fs_release_deferred(struct fs_fh *fh)
         fs_wq_push(ino->c->wq, &r->job);
     } else {
         struct fs_rel **pp = &ino->rels;
-        r->target_seq = fs_flush_close_locked(ino);
+        bool others = atomic_fetch_sub(&ino->c->writers_open, 1) > 1;
+        r->target_seq = others ? fs_flush_close_locked(ino) : fs_flush_start_locked(ino);
+        last_writer = !others;
         r->next = NULL;
         while (*pp)
             pp = &(*pp)->next;
@@ -1141,6 +1145,8 @@ void fs_release_deferred(struct fs_fh *fh)
         rels_kick_locked(ino);
     }
     pthread_mutex_unlock(&ino->lock);
+    if (last_writer)
+        fs_client_unhold_closed(ino->c);
 }
 
 static void deg_run(struct fs_job *job)

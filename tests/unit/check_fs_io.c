@@ -808,6 +808,7 @@ START_TEST(test_close_waits_for_writers)
     uint8_t *d = rnd(n, 37);
     fs_inode *a = new_inode(12000), *b = new_inode(12001);
 
+    atomic_store(&cl->writers_open, 1); /* b's handle (a's was released) */
     wr(a, 0, d, n);
     uint64_t w0 = written_stripes();
     uint64_t t0 = ckpt_now_ns();
@@ -839,13 +840,29 @@ START_TEST(test_close_waits_for_writers)
     ck_assert_uint_eq(written_stripes() - w0, 1);
     ck_assert_uint_ge(took, FS_HOLD_CLOSED_MS * 1000000ull);
     ck_assert_uint_lt(took, 10000000000ull);
+
+    /* The last writer closes: the closed files' versions go at once. */
+    wr(a, n + 1000, d, 1000);
+    w0 = written_stripes();
+    t0 = ckpt_now_ns();
+    (void)fs_flush_close(a);
+    (void)keep_writing(b, d, 200, w0, 1);
+    atomic_store(&cl->writers_open, 0);
+    fs_client_unhold_closed(cl);
+    /* (b keeps writing, so neither the pause nor the time rule applies) */
+    gap = keep_writing(b, d, 10000, w0, 1);
+    took = ckpt_now_ns() - t0;
+    ck_assert_uint_eq(written_stripes() - w0, 1);
+    if (gap < FS_HOLD_IDLE_MS * 1000000ull * 3 / 4)
+        ck_assert_uint_lt(took, FS_HOLD_CLOSED_MS * 1000000ull);
     ck_assert_int_eq(fs_flush_wait(a), 0);
     ck_assert_int_eq(fs_flush_wait(b), 0);
-    uint8_t *want = malloc(n + 1000);
+    uint8_t *want = malloc(n + 2000);
     ck_assert_ptr_nonnull(want);
     memcpy(want, d, n);
     memcpy(want + n, d, 1000);
-    check_all(a, want, n + 1000);
+    memcpy(want + n + 1000, d, 1000);
+    check_all(a, want, n + 2000);
     free(want);
     fs_inode_put(a);
     fs_inode_put(b);
