@@ -94,8 +94,10 @@ void fs_opts_default(struct fs_opts *o)
 
 static int flusher_start(fs_client *c);
 static void flusher_stop(fs_client *c);
-static void bufs_take_locked(fs_client *c, size_t out_len[4], struct fs_freebuf *out[4]);
-static void bufs_free(fs_client *c, size_t len[4], struct fs_freebuf *lists[4]);
+static void bufs_take_locked(fs_client *c, size_t out_len[4], struct fs_freebuf *out[4],
+                             struct fs_slab **out_slabs);
+static void bufs_free(fs_client *c, size_t len[4], struct fs_freebuf *lists[4],
+                      struct fs_slab *slabs);
 
 static int map_fetch(void *ctx, uint64_t known_epoch, struct ckpt_msg_cluster_map_resp *out)
 {
@@ -319,7 +321,8 @@ void fs_client_destroy(fs_client *c)
         fs_inode_put(victim);
     }
     CKPT_LOG_INFO("write-back: %llu stripes written (%llu degraded, %llu failed, %llu "
-                  "chunk resends, %llu read back to modify); write-behind released %llu "
+                  "chunk resends, %llu read back to modify, %llu chunks adopted without a "
+                  "copy); write-behind released %llu "
                   "idle, %llu full, %llu flushed; reads: %llu stripes loaded (%llu decoded), "
                   "%llu read-ahead hits (%llu waited for it, %llu ms in all), %llu loaded by read(), "
                   "%llu chunks read from same-host files (%llu "
@@ -328,6 +331,7 @@ void fs_client_destroy(fs_client *c)
                   (unsigned long long)c->st.stripes_degraded,
                   (unsigned long long)c->st.stripes_failed,
                   (unsigned long long)c->st.chunk_retries, (unsigned long long)c->st.rmw_loads,
+                  (unsigned long long)c->st.chunks_adopted,
                   (unsigned long long)c->st.held_idle, (unsigned long long)c->st.held_full,
                   (unsigned long long)c->st.held_flush,
                   (unsigned long long)c->st.stripes_loaded,
@@ -362,10 +366,14 @@ stop:
     if (c->net) {
         size_t len[4];
         struct fs_freebuf *lists[4];
+        struct fs_slab *slabs;
         pthread_mutex_lock(&c->lock);
-        bufs_take_locked(c, len, lists);
+        bufs_take_locked(c, len, lists, &slabs);
         pthread_mutex_unlock(&c->lock);
-        bufs_free(c, len, lists);
+        bufs_free(c, len, lists, slabs);
+        for (int b = 0; b < FS_SLAB_BUCKETS; b++)
+            if (c->slabs[b])
+                CKPT_LOG_ERR("buffer slab %p still in use at unmount", (void *)c->slabs[b]->base);
     }
     if (!c->borrowed) {
         fs_map_destroy(c->map);
@@ -646,10 +654,123 @@ void fs_client_slot_put(fs_client *c)
 
 /* ---- recycled data buffers ------------------------------------------------- */
 
+static bool slab_size(size_t len)
+{
+    return len >= (256u << 10) && len < FS_SLAB_BYTES && FS_SLAB_BYTES % len == 0;
+}
+
+static unsigned slab_bucket(const uint8_t *base)
+{
+    return (unsigned)(((uintptr_t)base / FS_SLAB_BYTES) % FS_SLAB_BUCKETS);
+}
+
+static struct fs_slab *slab_find_locked(fs_client *c, const void *piece)
+{
+    uint8_t *base = (uint8_t *)((uintptr_t)piece & ~(uintptr_t)(FS_SLAB_BYTES - 1));
+    struct fs_slab *s = c->slabs[slab_bucket(base)];
+    while (s && s->base != base)
+        s = s->hnext;
+    return s;
+}
+
+static void avail_insert_locked(fs_client *c, struct fs_slab *s)
+{
+    s->aprev = NULL;
+    s->anext = c->slab_avail;
+    if (c->slab_avail)
+        c->slab_avail->aprev = s;
+    c->slab_avail = s;
+}
+
+static void avail_remove_locked(fs_client *c, struct fs_slab *s)
+{
+    if (s->aprev)
+        s->aprev->anext = s->anext;
+    else
+        c->slab_avail = s->anext;
+    if (s->anext)
+        s->anext->aprev = s->aprev;
+    s->anext = s->aprev = NULL;
+}
+
+/* Unlink a slab (all pieces free) from both lists.  Caller holds c->lock. */
+static void slab_unlink_locked(fs_client *c, struct fs_slab *s)
+{
+    struct fs_slab **pp = &c->slabs[slab_bucket(s->base)];
+    while (*pp != s)
+        pp = &(*pp)->hnext;
+    *pp = s->hnext;
+    avail_remove_locked(c, s);
+    c->buf_cached -= (uint64_t)s->n * s->piece;
+}
+
+static void slab_free(fs_client *c, struct fs_slab *s)
+{
+    ckpt_net_buf_free(c->net, s->base, FS_SLAB_BYTES);
+    ckpt_free(s);
+}
+
+/* A piece of a slab: a free one, or the first of a new slab.  NULL: the
+ * net's buffers cannot be slabs (c->slab_off), or no memory. */
+static void *slab_get(fs_client *c, size_t len, bool *nomem)
+{
+    pthread_mutex_lock(&c->lock);
+    for (struct fs_slab *s = c->slab_avail; s; s = s->anext) {
+        if (s->piece != len)
+            continue;
+        unsigned i = (unsigned)__builtin_ctz(s->freemask);
+        s->freemask &= ~(1u << i);
+        if (!s->freemask)
+            avail_remove_locked(c, s);
+        c->buf_cached -= len;
+        pthread_mutex_unlock(&c->lock);
+        return s->base + (size_t)i * len;
+    }
+    bool off = c->slab_off;
+    pthread_mutex_unlock(&c->lock);
+    if (off)
+        return NULL;
+    uint8_t *p = ckpt_net_buf_alloc(c->net, FS_SLAB_BYTES);
+    struct fs_slab *s = p ? ckpt_calloc(1, sizeof(*s)) : NULL;
+    if (!s) {
+        ckpt_net_buf_free(c->net, p, FS_SLAB_BYTES);
+        *nomem = true;
+        return NULL;
+    }
+    if ((uintptr_t)p % FS_SLAB_BYTES) {
+        /* (RDMA registers page-aligned buffers): no huge pages to win. */
+        ckpt_net_buf_free(c->net, p, FS_SLAB_BYTES);
+        ckpt_free(s);
+        pthread_mutex_lock(&c->lock);
+        c->slab_off = true;
+        pthread_mutex_unlock(&c->lock);
+        return NULL;
+    }
+    (void)madvise(p, FS_SLAB_BYTES, MADV_HUGEPAGE); /* advice only */
+    s->base = p;
+    s->piece = (uint32_t)len;
+    s->n = (uint32_t)(FS_SLAB_BYTES / len);
+    s->freemask = ((1u << s->n) - 1) & ~1u;
+    pthread_mutex_lock(&c->lock);
+    unsigned b = slab_bucket(p);
+    s->hnext = c->slabs[b];
+    c->slabs[b] = s;
+    avail_insert_locked(c, s);
+    c->buf_cached += (uint64_t)(s->n - 1) * len;
+    pthread_mutex_unlock(&c->lock);
+    return p;
+}
+
 void *fs_client_buf_get(fs_client *c, size_t len)
 {
     struct fs_freebuf *b = NULL;
 
+    if (slab_size(len)) {
+        bool nomem = false;
+        void *p = slab_get(c, len, &nomem);
+        if (p || nomem)
+            return p;
+    }
     pthread_mutex_lock(&c->lock);
     for (int i = 0; i < 4; i++) {
         if (c->buf_len[i] == len && c->bufs[i]) {
@@ -676,6 +797,23 @@ void fs_client_buf_put(fs_client *c, void *buf, size_t len)
         return;
     fs_pool_get_stats(c->pool, &ps);
     pthread_mutex_lock(&c->lock);
+    struct fs_slab *s = slab_size(len) ? slab_find_locked(c, buf) : NULL;
+    if (s) {
+        /* Back to its slab; a wholly free slab goes when the cache is
+         * over the pool's limit, like a whole buffer. */
+        unsigned i = (unsigned)(((uint8_t *)buf - s->base) / s->piece);
+        if (!s->freemask)
+            avail_insert_locked(c, s);
+        s->freemask |= 1u << i;
+        c->buf_cached += len;
+        bool drop = s->freemask == (1u << s->n) - 1 && ps.in_use + c->buf_cached > ps.limit;
+        if (drop)
+            slab_unlink_locked(c, s);
+        pthread_mutex_unlock(&c->lock);
+        if (drop)
+            slab_free(c, s);
+        return;
+    }
     int slot = -1;
     for (int i = 0; i < 4 && slot < 0; i++)
         if (c->buf_len[i] == len || (!c->bufs[i] && !c->buf_len[i]))
@@ -693,9 +831,11 @@ void fs_client_buf_put(fs_client *c, void *buf, size_t len)
         ckpt_net_buf_free(c->net, buf, len);
 }
 
-/* Give every recycled buffer back (idle mount, shutdown).  Caller holds
- * c->lock; the buffers are returned after it is dropped. */
-static void bufs_take_locked(fs_client *c, size_t out_len[4], struct fs_freebuf *out[4])
+/* Give every recycled buffer back (idle mount, shutdown): the whole ones,
+ * and the slabs of which no piece is in use.  Caller holds c->lock; the
+ * memory is returned after it is dropped (bufs_free). */
+static void bufs_take_locked(fs_client *c, size_t out_len[4], struct fs_freebuf *out[4],
+                             struct fs_slab **out_slabs)
 {
     for (int i = 0; i < 4; i++) {
         out[i] = c->bufs[i];
@@ -703,10 +843,25 @@ static void bufs_take_locked(fs_client *c, size_t out_len[4], struct fs_freebuf 
         c->bufs[i] = NULL;
         c->buf_len[i] = 0;
     }
+    *out_slabs = NULL;
+    struct fs_slab *s = c->slab_avail;
+    while (s) {
+        struct fs_slab *next = s->anext;
+        if (s->freemask == (1u << s->n) - 1) {
+            slab_unlink_locked(c, s);
+            s->anext = *out_slabs;
+            *out_slabs = s;
+        }
+        s = next;
+    }
+    /* What is left cached: free pieces of slabs still in use. */
     c->buf_cached = 0;
+    for (s = c->slab_avail; s; s = s->anext)
+        c->buf_cached += (uint64_t)__builtin_popcount(s->freemask) * s->piece;
 }
 
-static void bufs_free(fs_client *c, size_t len[4], struct fs_freebuf *lists[4])
+static void bufs_free(fs_client *c, size_t len[4], struct fs_freebuf *lists[4],
+                      struct fs_slab *slabs)
 {
     for (int i = 0; i < 4; i++) {
         while (lists[i]) {
@@ -714,6 +869,11 @@ static void bufs_free(fs_client *c, size_t len[4], struct fs_freebuf *lists[4])
             lists[i] = b->next;
             ckpt_net_buf_free(c->net, b, len[i]);
         }
+    }
+    while (slabs) {
+        struct fs_slab *s = slabs;
+        slabs = s->anext;
+        slab_free(c, s);
     }
 }
 
@@ -838,9 +998,10 @@ static void *flusher_main(void *arg)
             /* An idle mount does not keep write-back memory around. */
             size_t len[4];
             struct fs_freebuf *lists[4];
-            bufs_take_locked(c, len, lists);
+            struct fs_slab *slabs;
+            bufs_take_locked(c, len, lists, &slabs);
             pthread_mutex_unlock(&c->lock);
-            bufs_free(c, len, lists);
+            bufs_free(c, len, lists, slabs);
             pthread_mutex_lock(&c->lock);
         }
     }

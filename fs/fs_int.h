@@ -72,6 +72,7 @@ struct fs_stats {
     _Atomic uint64_t stripes_loaded;    /* read from the targets */
     _Atomic uint64_t stripes_decoded;   /* ... that needed parity */
     _Atomic uint64_t rmw_loads;         /* stripes read back to modify them */
+    _Atomic uint64_t chunks_adopted;    /* whole-chunk writes taken without a copy */
     _Atomic uint64_t ra_hits;           /* reads served by the read-ahead cache */
     _Atomic uint64_t ra_waits;          /* ... that waited for the stripe's load */
     _Atomic uint64_t ra_wait_us;        /* ... for this long in all */
@@ -83,6 +84,9 @@ struct fs_stats {
     _Atomic uint64_t held_full;         /* ... over the held limit */
     _Atomic uint64_t held_flush;        /* ... by a flush, fsync, close or pressure */
 };
+
+#define FS_SLAB_BUCKETS 256
+struct fs_slab;
 
 struct fs_client {
     struct fs_opts opts;
@@ -114,7 +118,10 @@ struct fs_client {
     uint64_t held_limit;           /* held_bytes above this are released */
     struct fs_freebuf *bufs[4];    /* protected by lock: recycled data buffers */
     size_t buf_len[4];             /* protected by lock: their sizes */
-    uint64_t buf_cached;           /* protected by lock: bytes in bufs */
+    uint64_t buf_cached;           /* protected by lock: bytes in bufs and free slab pieces */
+    struct fs_slab *slabs[FS_SLAB_BUCKETS]; /* protected by lock: by base address */
+    struct fs_slab *slab_avail;    /* protected by lock: slabs with a free piece */
+    bool slab_off;                 /* the net's buffers are not 2 MiB aligned */
     _Atomic uint64_t last_activity_ns; /* any write; trims the buffer cache */
     _Atomic int64_t writers_open;      /* handles that wrote and are not released */
     bool flusher_stop;             /* protected by lock */
@@ -134,6 +141,20 @@ struct fs_client {
 /* A recycled buffer (the header lives in the buffer itself). */
 struct fs_freebuf {
     struct fs_freebuf *next;
+};
+
+/* Buffers of 256 KiB, 512 KiB and 1 MiB (chunk buffers, FUSE payloads)
+ * are pieces of a 2 MiB net buffer that can be one huge page: a fresh 4
+ * KiB page costs a fault that the kernel takes inside its copy from
+ * /dev/fuse (get_user_pages), and on this VM first touches of memory were
+ * most of a first checkpoint's time (fs_client.c, recycled buffers). */
+#define FS_SLAB_BYTES (2u << 20)
+struct fs_slab {
+    struct fs_slab *hnext;         /* c->slabs chain */
+    struct fs_slab *anext, *aprev; /* c->slab_avail list */
+    uint8_t *base;
+    uint32_t piece, n;             /* piece size, pieces */
+    uint32_t freemask;             /* bit i: piece i is free */
 };
 
 /* Per-stripe checksum record (write side), for the file checksum. */
@@ -272,7 +293,7 @@ struct fs_sv {
     uint64_t seq;                  /* submission order within the inode */
     uint64_t gen;
     enum fs_sv_state state;        /* ino->lock */
-    uint8_t *data;                 /* k * chunk bytes */
+    uint8_t *cd[FS_MAX_CHUNKS];    /* the k data chunks, chunk bytes each */
     uint8_t *parity;               /* m * chunk bytes while being sent, else NULL */
     uint64_t pool_bytes;           /* data reservation */
     uint64_t parity_bytes;         /* parity reservation (headroom), while sent */
@@ -457,6 +478,14 @@ void fs_client_pressure(fs_client *c);
  *         of the inode (-EIO), -EFBIG, -ENOMEM, or the copy's error.
  */
 ssize_t fs_write(fs_inode *ino, uint64_t off, size_t len, fs_copy_fn copy, void *ctx);
+/**
+ * @brief fs_write() of len bytes held in *buf, a buffer of cap bytes from
+ * fs_client_buf_get(): when [off, off+len) is one whole chunk of cap bytes
+ * and nobody else touches that chunk's buffer, the buffer becomes the
+ * chunk's and *buf gets the one it replaced (same size, from the same
+ * cache); else the bytes are copied and *buf stays.
+ */
+ssize_t fs_write_adopt(fs_inode *ino, uint64_t off, size_t len, uint8_t **buf, size_t cap);
 
 /**
  * @brief Submit every open stripe of the inode (partial ones included),
@@ -545,12 +574,15 @@ bool fs_file_crc_locked(fs_inode *ino, uint64_t size, uint32_t *out_crc);
 
 /**
  * @brief Read the data of stripe of a file of the given size from its
- * targets into buf (k * chunk bytes; everything past the data is zeroed).
- * Data chunks are read in parallel; one that fails, is stale, or fails its
- * crc is rebuilt from parity.
+ * targets into bufs[0..k) (chunk bytes each, page-aligned for direct
+ * reads; everything past the data is zeroed).  Data chunks are read in
+ * parallel; one that fails, is stale, or fails its crc is rebuilt from
+ * parity.
  * @return 0, -EIO (CKPT_E_UNRECOV: fewer than k usable chunks), -ENOMEM.
  */
-int fs_stripe_load(fs_inode *ino, uint64_t stripe, uint64_t size, uint8_t *buf);
+int fs_stripe_load(fs_inode *ino, uint64_t stripe, uint64_t size, uint8_t *const *bufs);
+/** @brief bufs[i] = base + i * chunk for i < k: a contiguous stripe. */
+void fs_chunk_ptrs(uint8_t *base, uint32_t k, uint32_t chunk, uint8_t **bufs);
 
 /**
  * @brief Gather the bytes [off, off+len) for a read reply: pieces of

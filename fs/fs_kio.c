@@ -30,6 +30,8 @@
 #include "fs_int.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -96,10 +98,101 @@ bool fs_kio_amend_reply(struct fs_kio *k, struct iovec *iov, int count)
     return true;
 }
 
+#define KIO_WRITE_HDR 80u /* fuse_in_header + fuse_write_in */
+#define KIO_OP_WRITE 16u
+
+/* The reading thread's payload buffer; freed when the thread ends. */
+struct kio_thread {
+    fs_client *c;
+    uint8_t *payload;           /* FS_KIO_PAYLOAD bytes, or NULL */
+    const uint8_t *write_hdr;   /* libfuse's buffer of the WRITE just read */
+};
+
+static _Thread_local struct kio_thread *kt;
+static pthread_key_t kt_key;
+static pthread_once_t kt_once = PTHREAD_ONCE_INIT;
+static bool kt_key_ok;
+
+static void kt_free(void *p)
+{
+    struct kio_thread *t = p;
+    if (!t)
+        return;
+    fs_client_buf_put(t->c, t->payload, FS_KIO_PAYLOAD);
+    free(t);
+}
+
+static void kt_key_init(void)
+{
+    kt_key_ok = pthread_key_create(&kt_key, kt_free) == 0;
+}
+
+static struct kio_thread *kt_get(fs_client *c)
+{
+    if (kt)
+        return kt;
+    if (pthread_once(&kt_once, kt_key_init) != 0 || !kt_key_ok)
+        return NULL;
+    struct kio_thread *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->c = c;
+    if (pthread_setspecific(kt_key, t) != 0) {
+        free(t);
+        return NULL;
+    }
+    kt = t;
+    return t;
+}
+
+void fs_kio_thread_done(void)
+{
+    if (!kt)
+        return;
+    (void)pthread_setspecific(kt_key, NULL);
+    kt_free(kt);
+    kt = NULL;
+}
+
+bool fs_kio_write_payload(const void *mem, unsigned char ***buf, size_t *cap)
+{
+    struct kio_thread *t = kt;
+    if (!t || !t->write_hdr || !t->payload || mem != t->write_hdr + KIO_WRITE_HDR)
+        return false;
+    t->write_hdr = NULL;
+    *buf = &t->payload;
+    *cap = FS_KIO_PAYLOAD;
+    return true;
+}
+
 static ssize_t kio_read(int fd, void *buf, size_t len, void *userdata)
 {
     fs_client *c = userdata;
-    ssize_t n = read(fd, buf, len);
+    struct kio_thread *t = c->kio.payload ? kt_get(c) : NULL;
+    ssize_t n;
+
+    if (t) {
+        t->write_hdr = NULL;
+        if (!t->payload)
+            t->payload = fs_client_buf_get(c, FS_KIO_PAYLOAD);
+    }
+    if (t && t->payload && len >= KIO_WRITE_HDR + FS_KIO_PAYLOAD) {
+        uint8_t *b = buf;
+        struct iovec iov[3] = {
+            {b, KIO_WRITE_HDR},
+            {t->payload, FS_KIO_PAYLOAD},
+            {b + KIO_WRITE_HDR + FS_KIO_PAYLOAD, len - KIO_WRITE_HDR - FS_KIO_PAYLOAD},
+        };
+        n = readv(fd, iov, iov[2].iov_len ? 3 : 2);
+        if (n >= (ssize_t)KIO_WRITE_HDR && rd32(b + 4) == KIO_OP_WRITE) {
+            t->write_hdr = b;
+        } else if (n > (ssize_t)KIO_WRITE_HDR) {
+            size_t rest = (size_t)n - KIO_WRITE_HDR;
+            memcpy(b + KIO_WRITE_HDR, t->payload, rest < FS_KIO_PAYLOAD ? rest : FS_KIO_PAYLOAD);
+        }
+    } else {
+        n = read(fd, buf, len);
+    }
     if (n > 0 && !atomic_load_explicit(&c->kio.answered, memory_order_relaxed))
         fs_kio_note_request(&c->kio, buf, (size_t)n);
     return n;
@@ -121,12 +214,15 @@ static ssize_t kio_writev(int fd, struct iovec *iov, int count, void *userdata)
     return writev(fd, iov, count);
 }
 
-int fs_kio_install(struct fuse_session *se)
+int fs_kio_install(struct fuse_session *se, fs_client *c)
 {
     static const struct fuse_custom_io io = {
         .read = kio_read,
         .writev = kio_writev,
     };
     int rc = fuse_session_custom_io(se, &io, fuse_session_fd(se));
-    return rc > 0 ? -rc : rc;
+    if (rc > 0)
+        rc = -rc;
+    c->kio.payload = rc == 0;
+    return rc;
 }

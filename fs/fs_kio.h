@@ -12,9 +12,20 @@
  * So the session does its I/O on /dev/fuse through
  * fuse_session_custom_io(): the read side notes the kernel's INIT request
  * (its unique id and offered flags2), the write side adds the flags2 bits
- * we want to the INIT reply when the kernel offered them.  Every other
- * message passes through untouched, one read(2) or writev(2) as libfuse
- * would have made it.
+ * we want to the INIT reply when the kernel offered them.  Every reply
+ * passes through untouched, one writev(2) as libfuse would have made it.
+ *
+ * Requests are read with readv(2) into two places: the first 80 bytes
+ * (fuse_in_header + fuse_write_in: a WRITE's whole header) into libfuse's
+ * buffer, the next FS_KIO_PAYLOAD bytes into a page-aligned buffer of the
+ * reading thread, from the client's write-back buffer cache.  A WRITE's
+ * data therefore lands aligned in a buffer that fs_write_adopt() can take
+ * over as a chunk of a stripe (when it is one whole chunk) instead of
+ * copying it, handing the thread the chunk's old buffer for the next
+ * request: the write path's only copy is then the kernel's, as on a FUSE
+ * filesystem that stores nothing.  Any other request's remainder is moved
+ * back behind its header in libfuse's buffer (they are small), so libfuse
+ * sees what read(2) would have given it.
  *
  * Thread-safety: libfuse's worker threads call the hooks concurrently;
  * INIT is the first request of a session and is answered before any other
@@ -39,7 +50,11 @@ struct fs_kio {
     _Atomic uint32_t offered_flags2; /* what the kernel offered in INIT */
     _Atomic uint32_t granted_flags2; /* what the INIT reply asked for */
     atomic_bool answered;            /* the INIT reply went out */
+    bool payload;                    /* requests are read as described above */
 };
+
+/* Size of a reading thread's payload buffer: the largest write (max_write). */
+#define FS_KIO_PAYLOAD (1u << 20)
 
 /**
  * @brief Look at a request read from /dev/fuse: remember INIT's unique id
@@ -58,14 +73,26 @@ void fs_kio_note_request(struct fs_kio *k, const void *buf, size_t len);
 bool fs_kio_amend_reply(struct fs_kio *k, struct iovec *iov, int count);
 
 struct fuse_session;
+struct fs_client;
 /**
  * @brief Route the session's /dev/fuse I/O through these hooks.  Call after
  * fuse_session_mount() and before the session loop; the session's userdata
- * must be the fs_client (its kio is used, with want_flags2 from its
- * options).
+ * must be c (its kio is used, with want_flags2 from its options).
  * @return 0, or the negative error of fuse_session_custom_io() (the
  *         session then keeps libfuse's own I/O).
  */
-int fs_kio_install(struct fuse_session *se);
+int fs_kio_install(struct fuse_session *se, struct fs_client *c);
+
+/**
+ * @brief For op_write_buf: was the WRITE whose data libfuse shows at mem
+ * read by this thread into its payload buffer?  Then *buf is that buffer's
+ * slot (for fs_write_adopt(): it may be swapped) and *cap its size.
+ * Once per request.
+ */
+bool fs_kio_write_payload(const void *mem, unsigned char ***buf, size_t *cap);
+
+/** @brief Free the calling thread's payload buffer (threads that end free
+ *  theirs themselves; for the thread that ran a single-threaded loop). */
+void fs_kio_thread_done(void);
 
 #endif

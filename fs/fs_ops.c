@@ -41,18 +41,17 @@
  *   them with fuse_reply_iov().  io=cached and io=mixed keep the page cache
  *   (needed for shared writable mmap).
  *
- *   Write data arrives through write_buf, by splice from /dev/fuse when
- *   FUSE_CAP_SPLICE_READ is on: the kernel then hands the writer's pages
- *   to a pipe without copying, and fs_write() reads them straight into the
- *   stripe buffer (one copy in all, instead of two).  libfuse uses it only
+ *   Write data arrives through write_buf.  The session reads /dev/fuse
+ *   itself (fs_kio.h), a WRITE's data landing page-aligned in a buffer of
+ *   the reading thread that fs_write_adopt() takes over as a chunk when
+ *   the write is one whole chunk (fs_write.c), and copies otherwise.
+ *   Splice (FUSE_CAP_SPLICE_READ: the kernel hands the writer's pages to a
+ *   pipe, fs_write() reads them into the stripe, one copy) is asked for
+ *   only when those hooks could not be installed, and libfuse uses it only
  *   when a pipe can grow to 1 MiB + 4 KiB (fs.pipe-max-size >= 2 MiB or
- *   CAP_SYS_RESOURCE) and falls back to read(2) silently otherwise;
- *   measured here the two are within noise of each other (1.2 vs 1.4 s for
- *   4 GiB), so splice is asked for but not relied on.  (A later profile
- *   showed why: this machine's root lacks CAP_SYS_RESOURCE, so every
- *   request was read(2): the kernel's copy into libfuse's buffer was 16%
- *   of the client's CPU and our copy into the stripe 21%.  op_init now
- *   checks and says so in the log.)
+ *   CAP_SYS_RESOURCE; op_init says which).  Measured before adoption: the
+ *   kernel's copy into libfuse's buffer 16% of the client's CPU and ours
+ *   into the stripe 21%; splice and read(2) within noise of each other.
  *
  * Threads: libfuse's worker threads run every handler; handlers block only
  * on ckpt-meta calls, write-back memory, fsync, and stripe loads.
@@ -297,9 +296,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-    if (c->opts.splice && (conn->capable & FUSE_CAP_SPLICE_READ))
+    /* Our own reads land write data where it can become a chunk without a
+     * copy (fs_kio.h); splice, which bypasses them, still costs one. */
+    bool splice = c->opts.splice && !c->kio.payload;
+    if (splice && (conn->capable & FUSE_CAP_SPLICE_READ))
         nosplice = splice_blocker();
-    if (c->opts.splice && (conn->capable & FUSE_CAP_SPLICE_READ) && !nosplice)
+    if (splice && (conn->capable & FUSE_CAP_SPLICE_READ) && !nosplice)
         conn->want |= FUSE_CAP_SPLICE_READ;
     else
         conn->want &= ~FUSE_CAP_SPLICE_READ;
@@ -319,9 +321,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     conn->max_background = 64;
     conn->congestion_threshold = 48;
     conn->time_gran = 1;
-    CKPT_LOG_INFO("mounted: FUSE protocol %u.%u, max_write %u, splice %s, io %s%s",
+    CKPT_LOG_INFO("mounted: FUSE protocol %u.%u, max_write %u, write data %s, io %s%s",
                   conn->proto_major, conn->proto_minor, conn->max_write,
-                  (conn->want & FUSE_CAP_SPLICE_READ) ? "on" : "off",
+                  (conn->want & FUSE_CAP_SPLICE_READ) ? "spliced"
+                  : c->kio.payload                    ? "adopted when a whole chunk"
+                                                      : "copied",
                   c->opts.io_mode == FS_IO_DIRECT   ? "direct"
                   : c->opts.io_mode == FS_IO_CACHED ? "cached"
                                                     : "mixed",
@@ -752,7 +756,14 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
     }
     if (!atomic_load(&fh->wrote) && !atomic_exchange(&fh->wrote, true))
         atomic_fetch_add(&req_client(req)->writers_open, 1);
-    ssize_t n = fs_write(fh->ino, (uint64_t)off, len, copy_from_bufv, &src);
+    unsigned char **pl;
+    size_t cap;
+    ssize_t n;
+    if (bufv->count == 1 && !(bufv->buf[0].flags & FUSE_BUF_IS_FD) &&
+        fs_kio_write_payload(bufv->buf[0].mem, &pl, &cap) && len <= cap)
+        n = fs_write_adopt(fh->ino, (uint64_t)off, len, pl, cap); /* fs_kio.h */
+    else
+        n = fs_write(fh->ino, (uint64_t)off, len, copy_from_bufv, &src);
     if (n < 0)
         reply_err(req, (int)n);
     else
@@ -1005,13 +1016,15 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 #define FS_XATTR_CONNS "user.ckptfs.connections"
 #define FS_XATTR_READS "user.ckptfs.reads"
+#define FS_XATTR_WRITES "user.ckptfs.writes"
 
 /* Valid replies: fuse_reply_err */
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                         size_t size, int flags)
 {
     if (ino == FUSE_ROOT_ID &&
-        (strcmp(name, FS_XATTR_CONNS) == 0 || strcmp(name, FS_XATTR_READS) == 0)) {
+        (strcmp(name, FS_XATTR_CONNS) == 0 || strcmp(name, FS_XATTR_READS) == 0 ||
+         strcmp(name, FS_XATTR_WRITES) == 0)) {
         reply_err(req, -EPERM); /* read-only, made by this mount */
         return;
     }
@@ -1022,13 +1035,15 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 /* user.ckptfs.connections on the mount root: this mount's connections to
  * the nodes (fs_map_describe); user.ckptfs.reads: this mount's read
  * counters (`ckpt verify` reports the stripes decoded from parity while it
- * read).  Both answered here, not by ckpt-meta. */
+ * read); user.ckptfs.writes: its write counters.  All answered here, not
+ * by ckpt-meta. */
 
 static bool local_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     fs_client *c = req_client(req);
     bool conns = strcmp(name, FS_XATTR_CONNS) == 0;
-    if (ino != FUSE_ROOT_ID || (!conns && strcmp(name, FS_XATTR_READS) != 0))
+    bool writes = strcmp(name, FS_XATTR_WRITES) == 0;
+    if (ino != FUSE_ROOT_ID || (!conns && !writes && strcmp(name, FS_XATTR_READS) != 0))
         return false;
     char *buf = ckpt_malloc(64u << 10);
     if (!buf) {
@@ -1038,6 +1053,19 @@ static bool local_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
     size_t n;
     if (conns) {
         n = c->map ? fs_map_describe(c->map, buf, 64u << 10) : 0;
+    } else if (writes) {
+        int w = snprintf(buf, 64u << 10,
+                         "bytes_written %llu\nchunks_adopted %llu\nstripes_written %llu\n"
+                         "stripes_degraded %llu\nstripes_failed %llu\nchunk_resends %llu\n"
+                         "rmw_loads %llu\n",
+                         (unsigned long long)atomic_load(&c->st.bytes_written),
+                         (unsigned long long)atomic_load(&c->st.chunks_adopted),
+                         (unsigned long long)atomic_load(&c->st.stripes_written),
+                         (unsigned long long)atomic_load(&c->st.stripes_degraded),
+                         (unsigned long long)atomic_load(&c->st.stripes_failed),
+                         (unsigned long long)atomic_load(&c->st.chunk_retries),
+                         (unsigned long long)atomic_load(&c->st.rmw_loads));
+        n = w > 0 ? (size_t)w : 0;
     } else {
         int w = snprintf(buf, 64u << 10,
                          "bytes_read %llu\nstripes_loaded %llu\nstripes_decoded %llu\n"

@@ -140,7 +140,7 @@ enum cr_state { CR_NONE = 0, CR_OK, CR_ABSENT, CR_ERR };
 struct load {
     fs_inode *ino;
     uint64_t stripe;
-    uint8_t *buf;                        /* k * chunk */
+    uint8_t *const *bufs;                /* k data chunks, chunk bytes each */
     uint8_t *pbuf;                       /* m * chunk, allocated when needed */
     uint32_t exp[FS_MAX_CHUNKS];         /* expected data lengths from the size */
     bool requested[FS_MAX_CHUNKS];
@@ -157,7 +157,7 @@ static uint8_t *load_ptr(struct load *l, uint32_t i)
 {
     fs_inode *ino = l->ino;
     if (i < ino->k)
-        return l->buf + (size_t)i * ino->chunk;
+        return l->bufs[i];
     return l->pbuf + (size_t)(i - ino->k) * ino->chunk;
 }
 
@@ -578,7 +578,13 @@ static enum verdict load_judge(struct load *l, uint32_t *out_lost, uint32_t *out
     return all_requested ? V_FAIL : V_MORE;
 }
 
-int fs_stripe_load(fs_inode *ino, uint64_t stripe, uint64_t size, uint8_t *buf)
+void fs_chunk_ptrs(uint8_t *base, uint32_t k, uint32_t chunk, uint8_t **bufs)
+{
+    for (uint32_t i = 0; i < k; i++)
+        bufs[i] = base + (size_t)i * chunk;
+}
+
+int fs_stripe_load(fs_inode *ino, uint64_t stripe, uint64_t size, uint8_t *const *bufs)
 {
     fs_client *c = ino->c;
     uint32_t k = ino->k, m = ino->m, n = k + m, chunk = ino->chunk;
@@ -593,7 +599,7 @@ int fs_stripe_load(fs_inode *ino, uint64_t stripe, uint64_t size, uint8_t *buf)
         return -ENOMEM;
     l->ino = ino;
     l->stripe = stripe;
-    l->buf = buf;
+    l->bufs = bufs;
     for (uint32_t i = 0; i < k; i++)
         l->exp[i] = ckpt_layout_chunk_len(&ino->layout, size, stripe, i);
 
@@ -667,12 +673,13 @@ int fs_stripe_load(fs_inode *ino, uint64_t stripe, uint64_t size, uint8_t *buf)
 
     switch (v) {
     case V_HOLE:
-        memset(buf, 0, (size_t)k * chunk);
+        for (uint32_t i = 0; i < k; i++)
+            memset(bufs[i], 0, chunk);
         break;
     case V_DONE:
         for (uint32_t i = 0; i < k; i++) {
             uint32_t have = l->st[i] == CR_OK ? l->len[i] : 0;
-            memset(buf + (size_t)i * chunk + have, 0, chunk - have);
+            memset(bufs[i] + have, 0, chunk - have);
         }
         break;
     case V_DECODE: {
@@ -702,7 +709,7 @@ int fs_stripe_load(fs_inode *ino, uint64_t stripe, uint64_t size, uint8_t *buf)
             uint32_t have = L;
             if (l->st[i] == CR_OK && l->exp[i] && ((inputs >> i) & 1) && l->len[i] > L)
                 have = l->len[i];
-            memset(buf + (size_t)i * chunk + have, 0, chunk - have);
+            memset(bufs[i] + have, 0, chunk - have);
         }
         break;
     }
@@ -889,7 +896,9 @@ static void rc_load_job(struct fs_job *job)
     fs_inode *ino = rc->ino;
     struct fs_rc *dead = NULL;
 
-    int err = fs_stripe_load(ino, rc->stripe, rc->size, rc->data);
+    uint8_t *bufs[FS_MAX_CHUNKS];
+    fs_chunk_ptrs(rc->data, ino->k, ino->chunk, bufs);
+    int err = fs_stripe_load(ino, rc->stripe, rc->size, bufs);
     pthread_mutex_lock(&ino->lock);
     rc->err = err;
     rc->state = err ? FS_RC_FAILED : FS_RC_READY;
@@ -1010,8 +1019,12 @@ int fs_read(fs_inode *ino, uint64_t off, size_t len, struct fs_rres *res)
             if (rc < 0)
                 break;
             uint64_t have = so < ext ? fs_min_u64(n, ext - so) : 0;
-            if (have)
-                rc = res_add(res, sv->data + so, have);
+            for (uint64_t o = so; rc == 0 && o < so + have;) {
+                uint64_t in = o % ino->chunk;
+                uint64_t piece = fs_min_u64(ino->chunk - in, so + have - o);
+                rc = res_add(res, sv->cd[o / ino->chunk] + in, piece);
+                o += piece;
+            }
             if (rc == 0 && n > have)
                 rc = res_zeros(c, res, n - have);
             if (rc < 0)
@@ -1032,7 +1045,9 @@ int fs_read(fs_inode *ino, uint64_t off, size_t len, struct fs_rres *res)
             }
             pthread_mutex_unlock(&ino->lock);
             atomic_fetch_add(&c->st.demand_loads, 1);
-            int err = fs_stripe_load(ino, stripe, size, e->data);
+            uint8_t *bufs[FS_MAX_CHUNKS];
+            fs_chunk_ptrs(e->data, ino->k, ino->chunk, bufs);
+            int err = fs_stripe_load(ino, stripe, size, bufs);
             pthread_mutex_lock(&ino->lock);
             e->err = err;
             e->state = err ? FS_RC_FAILED : FS_RC_READY;

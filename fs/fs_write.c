@@ -4,10 +4,10 @@
  * DESIGN
  *
  *   write() copies into stripe versions and returns.  A stripe version
- *   (struct fs_sv) is one buffer per stripe holding its k data chunks
- *   contiguously, reserved against the dirty_limit pool (fs_pool) and
+ *   (struct fs_sv) holds its k data chunks in one buffer each (sv->cd),
+ *   reserved together against the dirty_limit pool (fs_pool) and
  *   allocated with ckpt_net_buf_alloc() so the transport sends straight
- *   from it; its m parity chunks get a buffer only while it is being sent
+ *   from them; its m parity chunks get a buffer only while it is being sent
  *   (from the pool's headroom, so a third more data fits in dirty_limit
  *   with 4+2).  Its life:
  *
@@ -20,6 +20,19 @@
  *                                                              sv_complete(): >= k acked
  *                                                              ok/degraded, < k: EIO;
  *                                                              buffer back to the pool
+ *
+ *   Whole chunks are not copied at all (fs_write_adopt): the FUSE thread
+ *   read the WRITE's data into a page-aligned buffer of its own (fs_kio.h),
+ *   and a write that is exactly one chunk at a chunk boundary swaps that
+ *   buffer with the chunk's, under the inode lock, when nobody is copying
+ *   into the version or replying from it (sv->writers, sv->pins); the
+ *   thread reads its next request into the chunk's old buffer.  That was
+ *   the client's own copy of every byte: 22% of its CPU samples in a 4 x
+ *   1 GiB checkpoint (perf), the rest being the kernel's copy out of the
+ *   writer's pages, which a FUSE filesystem that stores nothing pays too.
+ *   Measured in one bench run, writer blocked for 4 x 1 GiB: 0.71 s
+ *   against 0.44 s for that filesystem before, 0.42-0.51 s against
+ *   0.49-0.65 s after.
  *
  *   Writers copy outside the inode lock: under the lock a writer claims
  *   [off, off+n) of the stripe (zero-filling any gap above what is already
@@ -276,10 +289,14 @@ static int sv_alloc(fs_inode *ino, uint64_t stripe, struct fs_sv **out)
     if (!sv)
         goto fail;
     /* Recycled when possible: the kernel zeroing fresh pages for the
-     * writer's copy was half of the client's CPU time in a 4 GiB write. */
-    sv->data = fs_client_buf_get(c, (size_t)ino->k * ino->chunk);
-    if (!sv->data)
-        goto fail;
+     * writer's copy was half of the client's CPU time in a 4 GiB write.
+     * One buffer per chunk: a whole-chunk write can then hand its own
+     * buffer over instead of being copied (fs_write_adopt). */
+    for (uint32_t i = 0; i < ino->k; i++) {
+        sv->cd[i] = fs_client_buf_get(c, ino->chunk);
+        if (!sv->cd[i])
+            goto fail;
+    }
     sv->ino = ino;
     sv->stripe = stripe;
     sv->pool_bytes = bytes;
@@ -294,6 +311,9 @@ static int sv_alloc(fs_inode *ino, uint64_t stripe, struct fs_sv **out)
     *out = sv;
     return 0;
 fail:
+    if (sv)
+        for (uint32_t i = 0; i < ino->k; i++)
+            fs_client_buf_put(c, sv->cd[i], ino->chunk);
     ckpt_free(sv);
     fs_pool_release(c->pool, bytes);
     return -ENOMEM;
@@ -312,7 +332,8 @@ void fs_sv_free(struct fs_sv *sv)
     c = ino->c;
     ckpt_net_buf_free(c->net, sv->parity, (size_t)ino->m * ino->chunk);
     fs_pool_release(c->pool, sv->pool_bytes + sv->parity_bytes);
-    fs_client_buf_put(c, sv->data, (size_t)ino->k * ino->chunk);
+    for (uint32_t i = 0; i < ino->k; i++)
+        fs_client_buf_put(c, sv->cd[i], ino->chunk);
     ckpt_free(sv);
 }
 
@@ -432,7 +453,7 @@ static uint8_t *chunk_ptr(struct fs_sv *sv, uint32_t i)
 {
     fs_inode *ino = sv->ino;
     if (i < ino->k)
-        return sv->data + (size_t)i * ino->chunk;
+        return sv->cd[i];
     return sv->parity + (size_t)(i - ino->k) * ino->chunk;
 }
 
@@ -571,7 +592,7 @@ static void sv_run(struct fs_job *job)
     }
     uint32_t l0 = sv->lens[0];
     for (uint32_t i = 0; i < k; i++) {
-        dptr[i] = sv->data + (size_t)i * chunk;
+        dptr[i] = sv->cd[i];
         if (sv->lens[i] < l0)
             memset(dptr[i] + sv->lens[i], 0, l0 - sv->lens[i]);
         sv->crcs[i] = ckpt_crc32c(0, dptr[i], sv->lens[i]);
@@ -846,11 +867,13 @@ static int sv_get_open(fs_inode *ino, uint64_t stripe, uint64_t so, uint64_t n,
         rc = sv_alloc(ino, stripe, &fresh);
         if (rc == 0) {
             if (src) {
-                memcpy(fresh->data, src->data, src->valid);
+                for (uint32_t i = 0; i < ino->k && (uint64_t)i * ino->chunk < src->valid; i++)
+                    memcpy(fresh->cd[i], src->cd[i],
+                           fs_min_u64(ino->chunk, src->valid - (uint64_t)i * ino->chunk));
                 fresh->resv = src->valid;
             } else if (load) {
                 atomic_fetch_add(&c->st.rmw_loads, 1);
-                rc = fs_stripe_load(ino, stripe, size, fresh->data);
+                rc = fs_stripe_load(ino, stripe, size, fresh->cd);
                 fresh->resv = (uint32_t)fs_min_u64(ino->sbytes, size - stripe * ino->sbytes);
             }
         }
@@ -875,7 +898,41 @@ static int sv_get_open(fs_inode *ino, uint64_t stripe, uint64_t so, uint64_t n,
     return rc;
 }
 
-ssize_t fs_write(fs_inode *ino, uint64_t off, size_t len, fs_copy_fn copy, void *ctx)
+/* Zero [from, to) of a version's data. */
+static void sv_zero(struct fs_sv *sv, uint64_t from, uint64_t to)
+{
+    uint32_t chunk = sv->ino->chunk;
+    while (from < to) {
+        uint64_t in = from % chunk, piece = fs_min_u64(chunk - in, to - from);
+        memset(sv->cd[from / chunk] + in, 0, piece);
+        from += piece;
+    }
+}
+
+/* Fill [so, so+n) of a version's data from copy, chunk by chunk. */
+static int sv_fill(struct fs_sv *sv, uint64_t so, uint64_t n, fs_copy_fn copy, void *ctx)
+{
+    uint32_t chunk = sv->ino->chunk;
+    for (uint64_t o = so; o < so + n;) {
+        uint64_t in = o % chunk, piece = fs_min_u64(chunk - in, so + n - o);
+        int rc = copy(ctx, sv->cd[o / chunk] + in, piece);
+        if (rc < 0)
+            return rc;
+        o += piece;
+    }
+    return 0;
+}
+
+/* Where a write's bytes come from: copy(), or a buffer that may be
+ * adopted as a chunk (fs_write_adopt). */
+struct wsrc {
+    fs_copy_fn copy;
+    void *ctx;
+    uint8_t **adopt;
+    size_t cap;
+};
+
+static ssize_t write_src(fs_inode *ino, uint64_t off, size_t len, const struct wsrc *src)
 {
     fs_client *c = ino->c;
     uint64_t S = ino->sbytes;
@@ -897,10 +954,23 @@ ssize_t fs_write(fs_inode *ino, uint64_t off, size_t len, fs_copy_fn copy, void 
             return done ? (ssize_t)done : rc;
         /* ino->lock held: claim [so, so+n). */
         if (so > sv->resv)
-            memset(sv->data + sv->resv, 0, so - sv->resv);
+            sv_zero(sv, sv->resv, so);
         if (so + n > sv->resv)
             sv->resv = (uint32_t)(so + n);
-        sv->writers++;
+        /* A whole chunk in a buffer of chunk size: it becomes the chunk,
+         * and the chunk's old buffer goes back to the caller, unless
+         * someone is copying into this version or replying from it. */
+        bool adopt = src->adopt && *src->adopt && src->cap == ino->chunk && n == len &&
+                     n == ino->chunk && so % ino->chunk == 0 && !sv->writers && !sv->pins;
+        if (adopt) {
+            uint8_t **slot = &sv->cd[so / ino->chunk];
+            uint8_t *old = *slot;
+            *slot = *src->adopt;
+            *src->adopt = old;
+            atomic_fetch_add(&c->st.chunks_adopted, 1);
+        } else {
+            sv->writers++;
+        }
         if (so + n == S)
             sv->tail_written = true;
         if (pos + n > ino->size)
@@ -915,16 +985,16 @@ ssize_t fs_write(fs_inode *ino, uint64_t off, size_t len, fs_copy_fn copy, void 
         ino->mtime_sec = now.tv_sec;
         ino->mtime_nsec = (uint32_t)now.tv_nsec;
         ino->mtime_set = true;
-        pthread_mutex_unlock(&ino->lock);
-
-        rc = copy(ctx, sv->data + so, n);
-        if (rc < 0)
-            memset(sv->data + so, 0, n);
-
-        pthread_mutex_lock(&ino->lock);
-        sv->writers--;
-        if (!sv->writers && ino->flush_waiters)
-            pthread_cond_broadcast(&ino->cond);
+        if (!adopt) {
+            pthread_mutex_unlock(&ino->lock);
+            rc = sv_fill(sv, so, n, src->copy, src->ctx);
+            if (rc < 0)
+                sv_zero(sv, so, so + n);
+            pthread_mutex_lock(&ino->lock);
+            sv->writers--;
+            if (!sv->writers && ino->flush_waiters)
+                pthread_cond_broadcast(&ino->cond);
+        }
         /* Full: a writer reached the end of the stripe (a stripe that is
          * full only because it was read back is not: small overwrites
          * then gather in it until a flush). */
@@ -937,6 +1007,33 @@ ssize_t fs_write(fs_inode *ino, uint64_t off, size_t len, fs_copy_fn copy, void 
     }
     atomic_fetch_add(&c->st.bytes_written, len);
     return (ssize_t)len;
+}
+
+ssize_t fs_write(fs_inode *ino, uint64_t off, size_t len, fs_copy_fn copy, void *ctx)
+{
+    struct wsrc src = {copy, ctx, NULL, 0};
+    return write_src(ino, off, len, &src);
+}
+
+struct mem_src {
+    const uint8_t *p;
+};
+
+static int copy_mem_src(void *ctx, void *dst, size_t n)
+{
+    struct mem_src *m = ctx;
+    memcpy(dst, m->p, n);
+    m->p += n;
+    return 0;
+}
+
+ssize_t fs_write_adopt(fs_inode *ino, uint64_t off, size_t len, uint8_t **buf, size_t cap)
+{
+    struct mem_src m = {*buf};
+    struct wsrc src = {copy_mem_src, &m, buf, cap};
+    if (len > cap)
+        return -EINVAL;
+    return write_src(ino, off, len, &src);
 }
 
 /* ---- fsync, release, reports ------------------------------------------------------------ */
@@ -1295,7 +1392,7 @@ int fs_truncate(fs_inode *ino, const struct ckpt_msg_setattr *sa, struct ckpt_at
             goto out;
         if (b * S < disk) {
             atomic_fetch_add(&c->st.rmw_loads, 1);
-            rc = fs_stripe_load(ino, b, old, bsv->data);
+            rc = fs_stripe_load(ino, b, old, bsv->cd);
             if (rc < 0)
                 goto out;
         }

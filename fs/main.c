@@ -88,7 +88,7 @@ int main(int argc, char **argv)
         goto out;
     if (fuse_session_mount(se, a.mountpoint) < 0)
         goto out_handlers;
-    int krc = fs_kio_install(se);
+    int krc = fs_kio_install(se, c);
     if (krc < 0)
         CKPT_LOG_WARN("cannot hook /dev/fuse I/O (" CKPT_RC_FMT "): MAP_SHARED mmap of "
                       "files will fail with ENODEV", CKPT_RC_ARGS(krc));
@@ -125,6 +125,7 @@ int main(int argc, char **argv)
      * them (SIGTERM/SIGINT: a clean shutdown). */
     if (a.single_thread) {
         rc = fuse_session_loop(se) < 0 ? 1 : 0;
+        fs_kio_thread_done();
     } else {
         struct fuse_loop_config *lc = fuse_loop_cfg_create();
         if (!lc)

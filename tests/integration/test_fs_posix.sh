@@ -97,6 +97,15 @@ for s in 0 1 $((CH + 1)) $((ST + 1)); do
     cmp -s "$T/src/f$s" "$T/ddback" || fail "dd round trip f$s"
     same "$T/src/f$s" "dd/f$s"
 done
+# 1 MiB writes at chunk boundaries: their buffers become the chunks
+# (fs_kio.h), no copy; the bytes must still be the writer's.
+adopted() { getfattr --absolute-names --only-values -n user.ckptfs.writes "$M" | awk '$1 == "chunks_adopted" { print $2 }'; }
+a0=$(adopted)
+dd if="$T/src/f$((300 << 20))" of="$M/dd/big" bs=1M status=none || fail "dd write 300 MiB"
+a1=$(adopted)
+[ -n "$a0" ] && [ -n "$a1" ] && [ $((a1 - a0)) -ge 290 ] ||
+    fail "1 MiB writes were copied, not adopted (user.ckptfs.writes chunks_adopted '$a0' -> '$a1')"
+same "$T/src/f$((300 << 20))" "dd/big"
 rm -f "$T/src/f$((300 << 20))" "$T/ddback" # keep tar/rsync quick
 mkdir "$M/tar" "$T/tarout"
 (tar cf - -C "$T/src" . | tar xf - -C "$M/tar") || fail "tar into the mount"

@@ -630,6 +630,76 @@ START_TEST(test_read_own_unflushed)
 }
 END_TEST
 
+/* fs_write_adopt: a whole, aligned chunk in a chunk-sized buffer becomes
+ * the chunk (no copy) and the caller gets the displaced buffer back, which
+ * it may scribble on (the next request lands there); anything else, or a
+ * chunk a reader is replying from, is copied. */
+static uint64_t adopted(void)
+{
+    return atomic_load(&cl->st.chunks_adopted);
+}
+
+START_TEST(test_write_adopt)
+{
+    size_t n = 2 * SB + 3000;
+    uint8_t *d = rnd(n, 41);
+    fs_inode *ino = new_inode(7100);
+    uint8_t *buf = fs_client_buf_get(cl, CHUNK);
+    ck_assert_ptr_nonnull(buf);
+
+    uint64_t a0 = adopted();
+    for (uint64_t off = 0; off < 2 * SB; off += CHUNK) {
+        uint8_t *was = buf;
+        memcpy(buf, d + off, CHUNK);
+        ck_assert_int_eq(fs_write_adopt(ino, off, CHUNK, &buf, CHUNK), (ssize_t)CHUNK);
+        ck_assert_ptr_ne(buf, was);
+        memset(buf, 0xa5, CHUNK); /* the next request */
+    }
+    ck_assert_uint_eq(adopted() - a0, 2 * K);
+    /* Not a whole aligned chunk: copied, the buffer stays the caller's. */
+    uint8_t *was = buf;
+    memcpy(buf, d + 2 * SB, 3000);
+    ck_assert_int_eq(fs_write_adopt(ino, 2 * SB, 3000, &buf, CHUNK), 3000);
+    ck_assert_ptr_eq(buf, was);
+    memset(buf, 0x5a, CHUNK);
+    ck_assert_uint_eq(adopted() - a0, 2 * K);
+    check_all(ino, d, n);
+
+    /* A reader replying from the open version's chunk: copied instead. */
+    size_t n2 = 3 * SB;
+    uint8_t *d2 = rnd(CHUNK, 43);
+    memset(buf, 0x11, CHUNK);
+    ck_assert_int_eq(fs_write_adopt(ino, 2 * SB + CHUNK, CHUNK - 10, &buf, CHUNK), CHUNK - 10);
+    struct fs_rres r;
+    ck_assert_int_eq(fs_read(ino, 2 * SB + CHUNK, 100, &r), 0);
+    ck_assert_uint_eq(r.total, 100);
+    ck_assert_int_eq(r.niov, 1);
+    ck_assert_uint_eq(((uint8_t *)r.iov[0].iov_base)[0], 0x11);
+    memcpy(buf, d2, CHUNK);
+    was = buf;
+    ck_assert_int_eq(fs_write_adopt(ino, 2 * SB + CHUNK, CHUNK, &buf, CHUNK), (ssize_t)CHUNK);
+    ck_assert_ptr_eq(buf, was);
+    ck_assert_uint_eq(adopted() - a0, 2 * K);
+    /* The pinned reply points at the chunk's own buffer, which the copy
+     * filled; the caller's buffer (the next request) is another one. */
+    memset(buf, 0x77, CHUNK);
+    ck_assert(memcmp(r.iov[0].iov_base, d2, 100) == 0);
+    fs_rres_done(ino, &r);
+    ck_assert_int_eq(fs_flush_wait(ino), 0);
+    uint8_t *want = calloc(1, n2);
+    ck_assert_ptr_nonnull(want);
+    memcpy(want, d, n);
+    memcpy(want + 2 * SB + CHUNK, d2, CHUNK);
+    drop_cache(ino);
+    check_all(ino, want, 2 * SB + 2 * CHUNK);
+    free(want);
+    free(d2);
+    fs_client_buf_put(cl, buf, CHUNK);
+    fs_inode_put(ino);
+    free(d);
+}
+END_TEST
+
 START_TEST(test_readahead)
 {
     size_t n = 12 * SB;
@@ -729,10 +799,12 @@ END_TEST
 START_TEST(test_hole_load)
 {
     fs_inode *ino = new_inode(6100);
-    uint8_t *buf = malloc(SB);
+    uint8_t *buf = malloc(SB), *bufs[FS_MAX_CHUNKS];
+    ck_assert_ptr_nonnull(buf);
+    fs_chunk_ptrs(buf, ino->k, ino->chunk, bufs);
     for (int rep = 0; rep < 20; rep++) {
         memset(buf, 0xee, SB);
-        ck_assert_int_eq(fs_stripe_load(ino, (uint64_t)rep % 3, 3 * SB, buf), 0);
+        ck_assert_int_eq(fs_stripe_load(ino, (uint64_t)rep % 3, 3 * SB, bufs), 0);
         for (size_t i = 0; i < SB; i++)
             ck_assert_uint_eq(buf[i], 0);
     }
@@ -1122,6 +1194,7 @@ Suite *fs_io_suite(void)
     tcase_add_test(tc, test_overwrite_and_stale);
     tcase_add_test(tc, test_holes);
     tcase_add_test(tc, test_read_own_unflushed);
+    tcase_add_test(tc, test_write_adopt);
     tcase_add_test(tc, test_readahead);
     tcase_add_test(tc, test_parallel_writers);
     tcase_add_test(tc, test_otrunc_with_held);
