@@ -31,13 +31,13 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include "alloc.h"
 #include "log.h"
 
 #define KIO_IN_HDR 40u
@@ -119,7 +119,7 @@ static void kt_free(void *p)
     if (!t)
         return;
     fs_client_buf_put(t->c, t->payload, FS_KIO_PAYLOAD);
-    free(t);
+    ckpt_free(t);
 }
 
 static void kt_key_init(void)
@@ -133,12 +133,12 @@ static struct kio_thread *kt_get(fs_client *c)
         return kt;
     if (pthread_once(&kt_once, kt_key_init) != 0 || !kt_key_ok)
         return NULL;
-    struct kio_thread *t = calloc(1, sizeof(*t));
+    struct kio_thread *t = ckpt_calloc(1, sizeof(*t));
     if (!t)
         return NULL;
     t->c = c;
     if (pthread_setspecific(kt_key, t) != 0) {
-        free(t);
+        ckpt_free(t);
         return NULL;
     }
     kt = t;

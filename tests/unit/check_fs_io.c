@@ -981,6 +981,40 @@ START_TEST(test_buffer_keep)
 }
 END_TEST
 
+/* 1 MiB buffers (chunks, FUSE payloads) are halves of a 2 MiB slab that
+ * can be one huge page; the slab is given back once both halves are free
+ * and the mount is idle, not while one half is in use. */
+START_TEST(test_slab_bufs)
+{
+    const size_t MB = 1u << 20;
+    set_keep(3600000);
+    uint8_t *a = fs_client_buf_get(cl, MB), *b = fs_client_buf_get(cl, MB);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq((uintptr_t)a % (2 * MB), 0);
+    ck_assert_ptr_eq(b, a + MB);
+    memset(a, 1, MB);
+    memset(b, 2, MB);
+    ck_assert_uint_eq(cached_bufs(), 0);
+    fs_client_buf_put(cl, a, MB);
+    ck_assert_uint_eq(cached_bufs(), MB);
+    set_keep(50);
+    mfx_sleep_ms(300); /* idle: but b is in use, so the slab stays */
+    ck_assert_uint_eq(cached_bufs(), MB);
+    ck_assert_uint_eq(b[MB - 1], 2);
+    uint8_t *c = fs_client_buf_get(cl, MB); /* the free half again */
+    ck_assert_ptr_eq(c, a);
+    fs_client_buf_put(cl, c, MB);
+    fs_client_buf_put(cl, b, MB);
+    MFX_WAIT_FOR(cached_bufs() == 0, 2000);
+    ck_assert_uint_eq(cached_bufs(), 0);
+    pthread_mutex_lock(&cl->lock);
+    for (int i = 0; i < FS_SLAB_BUCKETS; i++)
+        ck_assert_ptr_null(cl->slabs[i]);
+    pthread_mutex_unlock(&cl->lock);
+}
+END_TEST
+
 /* ---- with the real ckpt-meta (in process, check_meta_fixture.h) ---------------- */
 
 static void setup_meta(void)
@@ -1201,6 +1235,7 @@ Suite *fs_io_suite(void)
     tcase_add_test(tc, test_close_waits_for_writers);
     tcase_add_test(tc, test_backpressure);
     tcase_add_test(tc, test_buffer_keep);
+    tcase_add_test(tc, test_slab_bufs);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("meta");
